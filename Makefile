@@ -1,0 +1,28 @@
+# signet: see README.md. Every target runs on loopback only.
+SHELL := /bin/bash
+export GOFLAGS := -mod=mod
+export CDK_DISABLE_CLI_TELEMETRY := true
+TOOLS ?= $(HOME)/.cache/signet/tools
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/signet-dev/signet/internal/version.Version=$(VERSION)
+
+.PHONY: all build lambda tools test e2e demo bench stack-up stack-down synth deploy fuzz clean
+
+all: build
+
+tools: ## install the emulators, registry and cosign (cached under $(TOOLS))
+	bash scripts/tools.sh base
+
+build: ## build the CLI for this machine
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/signet ./cmd/signet
+
+lambda: ## build the signer Lambda for provided.al2023 on arm64
+	mkdir -p dist/signer
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -tags lambda.norpc -ldflags '$(LDFLAGS)' -o dist/signer/bootstrap ./functions/signer
+
+test: tools ## unit and integration tests against in-process registry, local-kms and dynalite
+	go vet ./...
+	go test -count=1 ./...
+
+clean:
+	rm -rf bin dist .local cdk.out infra/cdk.out

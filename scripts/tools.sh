@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tools.sh installs the external programs signet's tests, demo and benchmarks use,
+# each cached outside the clone under $SIGNET_TOOLS (default ~/.cache/signet/tools),
+# keyed by version, so a second run or a fresh clone costs nothing.
+#
+#   scripts/tools.sh [base|cosign|kube|all]   (default: base)
+#
+# base:   Debian docker-registry and etcd-server, npm dynalite and aws-cdk, local-kms, aws-lambda-rie
+# cosign: cosign v2.6.5 and v3.1.3
+# kube:   kube-apiserver v1.37.2 (built from k8s.io/kubernetes by a wrapper module)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools=${SIGNET_TOOLS:-$HOME/.cache/signet/tools}
+mkdir -p "$tools"
+
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
+COSIGN2_VERSION=v2.6.5
+COSIGN3_VERSION=v3.1.3
+KUBE_VERSION=v1.37.2
+
+log() { printf 'tools: %s\n' "$*" >&2; }
+
+# goinstall NAME VERSION PKG installs PKG@VERSION as $tools/NAME-VERSION/NAME once.
+goinstall() {
+  local name=$1 version=$2 pkg=$3 dir="$tools/$1-$2"
+  if [ -x "$dir/$name" ]; then return 0; fi
+  log "building $name $version (once; cached in $dir)"
+  mkdir -p "$dir.tmp"
+  GOBIN="$dir.tmp" GOFLAGS=-mod=mod go install "$pkg@$version"
+  local built
+  built=$(ls "$dir.tmp")
+  [ "$built" = "$name" ] || mv "$dir.tmp/$built" "$dir.tmp/$name"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+apt_install() {
+  local missing=()
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v etcd >/dev/null || missing+=(etcd-server)
+  command -v node >/dev/null || missing+=(nodejs npm)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts the packaged services; signet runs its own on loopback.
+  for s in docker-registry etcd; do
+    (systemctl stop "$s" 2>/dev/null || service "$s" stop 2>/dev/null || true) >/dev/null 2>&1
+  done
+}
+
+npm_install() {
+  if [ -d "$root/node_modules/dynalite" ] && [ -d "$root/node_modules/aws-cdk" ]; then return 0; fi
+  log "npm ci (dynalite, aws-cdk)"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+kube() {
+  local dir="$tools/kube-apiserver-$KUBE_VERSION"
+  if [ -x "$dir/kube-apiserver" ]; then return 0; fi
+  log "building kube-apiserver $KUBE_VERSION (once, several minutes; cached in $dir)"
+  local w
+  w=$(mktemp -d)
+  cp "$root/scripts/kube-wrapper/go.mod.in" "$w/go.mod"
+  cp "$root/scripts/kube-wrapper/main.go" "$w/main.go"
+  (cd "$w" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true)
+  mkdir -p "$dir.tmp"
+  (cd "$w" && GOFLAGS=-mod=mod go build -o "$dir.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  rm -rf "$dir" "$w" && mv "$dir.tmp" "$dir"
+}
+
+what=${1:-base}
+case "$what" in
+  base|all)
+    apt_install
+    npm_install
+    goinstall local-kms "$LOCAL_KMS_VERSION" github.com/nsmithuk/local-kms
+    goinstall aws-lambda-rie "$RIE_VERSION" github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+    ;;&
+  cosign|all)
+    goinstall cosign "$COSIGN2_VERSION" github.com/sigstore/cosign/v2/cmd/cosign
+    goinstall cosign "$COSIGN3_VERSION" github.com/sigstore/cosign/v3/cmd/cosign
+    ;;&
+  kube|all)
+    kube
+    ;;
+  base|cosign) ;;
+  *) echo "usage: $0 [base|cosign|kube|all]" >&2; exit 2 ;;
+esac
