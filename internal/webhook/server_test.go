@@ -81,7 +81,7 @@ func podReview(uid, image string) []byte {
 		"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
 		"request": map[string]any{
 			"uid": uid, "kind": map[string]string{"version": "v1", "kind": "Pod"},
-			"resource": map[string]string{"version": "v1", "resource": "pods"},
+			"resource":  map[string]string{"version": "v1", "resource": "pods"},
 			"namespace": "team-a", "operation": "CREATE",
 			"object": map[string]any{"apiVersion": "v1", "kind": "Pod",
 				"metadata": map[string]any{"name": "p", "namespace": "team-a"},
