@@ -15,25 +15,39 @@ import (
 // Cosign runs a real cosign CLI, v2 or v3, offline: no Rekor, no Fulcio, no
 // TUF, key-based only, against plain-HTTP registries on 127.0.0.1.
 //
-// The flags each version needs, found in `cosign <cmd> --help` and the
-// sources of v2.6.5 and v3.1.3 (deprecated flags are hidden from v3's help):
+// The flags each version needs (from `cosign <cmd> --help`, the v3.1.3
+// sources, since v3 hides deprecated flags from --help, and trying them):
 //
 // cosign v2.6.5 writes only the legacy format (a sha256-<hex>.sig tag):
 //
-//	sign:               --tlog-upload=false --yes
-//	verify:             --insecure-ignore-tlog=true
-//	verify-attestation: --insecure-ignore-tlog=true
+//	sign:                       --tlog-upload=false --yes
+//	verify, verify-attestation: --insecure-ignore-tlog=true
 //
 // cosign v3.1.3 writes a sigstore bundle (application/vnd.dev.sigstore.bundle.v0.3+json)
-// as an OCI 1.1 referrer by default, and fetches a signing config and trusted
-// root from TUF unless told not to:
+// as an OCI 1.1 referrer by default (on registries without the referrers API,
+// go-containerregistry keeps the sha256-<hex> fallback tag index):
 //
 //	sign, bundle format: --use-signing-config=false --tlog-upload=false --yes
-//	sign, legacy .sig:   the same plus --new-bundle-format=false
-//	verify:              --insecure-ignore-tlog=true, plus --new-bundle-format=false
-//	                     for the legacy format (v3 verify defaults to bundles)
-//	--use-signing-config=false stops the TUF fetch of the signing config; without
-//	it v3 refuses --tlog-upload=false. See cosignFlags for the details.
+//	sign, legacy .sig:   the same plus --new-bundle-format=false (hidden, deprecated)
+//	verify, verify-attestation, both formats: --insecure-ignore-tlog=true
+//
+// Why, for v3:
+//
+//   - --use-signing-config defaults to true and fetches a signing config from
+//     TUF; with it, --tlog-upload=false (hidden, deprecated) is refused
+//     ("--tlog-upload=false is not supported with --signing-config or
+//     --use-signing-config"), and without --tlog-upload=false v3 posts to
+//     rekor.sigstore.dev. The alternative v3 suggests is --signing-config FILE
+//     with no transparency log (`cosign signing-config create`); with a key and
+//     --use-signing-config=false no TUF fetch happens at all.
+//   - verify with --key and --insecure-ignore-tlog needs no trusted root (no
+//     TUF). It looks for bundle referrers first and verifies them; when there
+//     are none it falls back to the legacy .sig tag by itself.
+//     --new-bundle-format=false makes it read only the .sig tag. (For bundles
+//     it prints "Existence of the claims in the transparency log was verified
+//     offline" even though the tlog was skipped.)
+//   - sign with --key awskms:///alias/NAME works with AWS_ENDPOINT_URL_KMS set
+//     (StartKMS sets it in the test's environment, which cosign inherits).
 //
 // Both versions get --allow-insecure-registry and --allow-http-registry, and a
 // private HOME, TUF_ROOT and Docker config so that nothing outside the test is
@@ -198,8 +212,10 @@ func (c *Cosign) verifyArgs(cmd, pub string, legacy bool) []string {
 
 // Verify runs an offline, key-based `cosign verify` of image with pub (a
 // file or a KMS reference) and returns the output and exit code. v2 checks
-// the legacy .sig tag; v3 checks bundles first and, when that fails, the
-// legacy format, so that it verifies whichever format signet or cosign wrote.
+// the legacy .sig tag. v3 checks bundles when there are any, else the .sig
+// tag; when bundles exist but fail, it is run again on the .sig tag alone, so
+// that Verify passes if either format verifies (signet writes .sig tags; an
+// image can carry both).
 func (c *Cosign) Verify(t testing.TB, pub, image string, env ...string) (string, int) {
 	t.Helper()
 	return c.verify(t, "verify", pub, image, nil, env)

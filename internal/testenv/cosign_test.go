@@ -74,6 +74,17 @@ func TestCosignSignVerify(t *testing.T) {
 			if got := tagExists(t, image, sigTag); got != tc.legacy {
 				t.Errorf("after Sign(legacy=%v), tag %s exists = %v, want %v", tc.legacy, sigTag, got, tc.legacy)
 			}
+			idx, err := remote.Referrers(d)
+			if err != nil {
+				t.Fatalf("listing referrers of %s: %v", d, err)
+			}
+			im, err := idx.IndexManifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := len(im.Manifests), map[bool]int{true: 0, false: 1}[tc.legacy]; got != want {
+				t.Errorf("after Sign(legacy=%v), %d referrers, want %d", tc.legacy, got, want)
+			}
 			if out, code := c.Verify(t, pub, image); code != 0 {
 				t.Errorf("Verify(%q) with the signing key = exit %d, want 0; output:\n%s", image, code, out)
 			}
