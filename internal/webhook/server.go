@@ -9,6 +9,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -36,7 +39,8 @@ type Server struct {
 }
 
 type options struct {
-	drain time.Duration
+	drain    time.Duration
+	errorLog *log.Logger
 }
 
 // Option configures a Server.
@@ -47,10 +51,16 @@ type Option func(*options)
 // closes (default 5s).
 func WithDrain(d time.Duration) Option { return func(o *options) { o.drain = d } }
 
+// WithErrorLog sends the HTTP servers' own errors, such as failed TLS
+// handshakes, to l at warn level (default: nowhere).
+func WithErrorLog(l *slog.Logger) Option {
+	return func(o *options) { o.errorLog = slog.NewLogLogger(l.Handler(), slog.LevelWarn) }
+}
+
 // New returns a server that answers admission reviews with validate over TLS
 // with certs, and serves the metrics gathered by g.
 func New(certs *CertReloader, validate http.Handler, g prometheus.Gatherer, opts ...Option) *Server {
-	o := options{drain: 5 * time.Second}
+	o := options{drain: 5 * time.Second, errorLog: log.New(io.Discard, "", 0)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -79,6 +89,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	mux.HandleFunc("GET "+HealthPath, ok)
 	tlsSrv := &http.Server{
 		Handler:           mux,
+		ErrorLog:          s.o.errorLog,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -93,7 +104,7 @@ func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	mmux.HandleFunc("GET "+HealthPath, ok)
 	mmux.HandleFunc("GET "+ReadyPath, s.readyz)
 	mmux.Handle("GET "+MetricsPath, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
-	metricsSrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 5 * time.Second}
+	metricsSrv := &http.Server{Handler: mmux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: s.o.errorLog}
 
 	errc := make(chan error, 2)
 	go func() { errc <- tlsSrv.ServeTLS(ln, "", "") }()
