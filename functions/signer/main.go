@@ -19,7 +19,7 @@ func main() {
 		fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	p, _, err := signer.Build(context.Background(), cfg, version.Version, nil)
+	p, _, err := signer.Build(context.Background(), cfg, version.Version)
 	if err != nil {
 		fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/oci"
 	"github.com/signet-dev/signet/internal/pipeline"
+	"github.com/signet-dev/signet/internal/policy"
 	"github.com/signet-dev/signet/internal/signing"
 	"github.com/signet-dev/signet/internal/verdict"
 )
@@ -22,7 +23,17 @@ import (
 // AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_DYNAMODB reach local emulators),
 // the KMS signer (its public key read now, so a wrong key fails at cold
 // start), the registry client with ECR authentication, and the policy.
-func Build(ctx context.Context, c Config, version string, pol pipeline.Policy) (*pipeline.Pipeline, *signing.Signer, error) {
+func Build(ctx context.Context, c Config, version string) (*pipeline.Pipeline, *signing.Signer, error) {
+	doc, err := c.PolicyDocument()
+	if err != nil {
+		return nil, nil, err
+	}
+	pol := policy.Default()
+	if doc != nil {
+		if pol, err = policy.Parse(doc); err != nil {
+			return nil, nil, fmt.Errorf("repository policy: %w", err)
+		}
+	}
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRetryMaxAttempts(8), config.WithRetryMode(aws.RetryModeAdaptive),
 		config.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
@@ -46,9 +57,7 @@ func Build(ctx context.Context, c Config, version string, pol pipeline.Policy) (
 	if c.Registry != "" {
 		opts = append(opts, pipeline.WithRegistry(c.Registry))
 	}
-	if pol != nil {
-		opts = append(opts, pipeline.WithPolicy(pol))
-	}
+	opts = append(opts, pipeline.WithPolicy(NewRepositoryPolicy(pol, reg.Options)))
 	p, err := pipeline.New(reg, signer, store, opts...)
 	if err != nil {
 		return nil, nil, err
