@@ -35,3 +35,12 @@ test-go: ## unit and integration tests against in-process registry, local-kms an
 
 clean:
 	rm -rf bin dist .local cdk.out infra/cdk.out
+
+stack-up: ## start the local stack and write .local/stack.env
+	bash scripts/stack.sh up
+
+stack-down: ## stop the local stack
+	bash scripts/stack.sh down
+
+demo: ## the main job end to end on the local stack
+	bash scripts/demo.sh
