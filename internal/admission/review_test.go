@@ -95,6 +95,10 @@ func TestImageForms(t *testing.T) {
 		msg, warn               []string
 	}{
 		{name: "digest", fixture: "pod-digest.json", allowed: true},
+		// Two reviews exactly as kube-apiserver v1.37.2 sent them in the e2e test.
+		{name: "apiserver: signed pod", fixture: "apiserver-pod-signed.json", allowed: true},
+		{name: "apiserver: deployment with an unsigned init container", fixture: "apiserver-deployment-unsigned-init.json",
+			msg: []string{"1 image(s) of Deployment team-a/web", `container "migrate"`, "no signet verdict"}},
 		{name: "tag denied by default", fixture: "pod-tag.json",
 			msg: []string{`image "` + ecr + `/team/web:v1"`, "not pinned by digest", ecr + "/team/web:v1@sha256:<digest>", "signet verdict"}},
 		{name: "tag and digest: the digest decides", fixture: "pod-tag-digest.json", allowed: true},
