@@ -1,0 +1,77 @@
+package main
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// TestNoUnsuppressedFindings checks that cdk-nag's AwsSolutions pack (applied
+// by newApp, as in a real synth) leaves no error or warning, and that CDK
+// itself warned about nothing.
+func TestNoUnsuppressedFindings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    func(*testing.T) *synthesized
+	}{{"full", full}, {"existing-key", existingKey}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.s(t)
+			any := assertions.Match_StringLikeRegexp(jsii.String(".*"))
+			for level, found := range map[string]int{
+				"error":   len(*s.annotations.FindError(jsii.String("*"), any)),
+				"warning": len(*s.annotations.FindWarning(jsii.String("*"), any)),
+			} {
+				if found > 0 {
+					var msgs []string
+					for _, m := range *s.annotations.FindError(jsii.String("*"), any) {
+						msgs = append(msgs, *m.Id+": "+render(m.Entry.Data))
+					}
+					for _, m := range *s.annotations.FindWarning(jsii.String("*"), any) {
+						msgs = append(msgs, *m.Id+": "+render(m.Entry.Data))
+					}
+					t.Errorf("%d unsuppressed %s annotations:\n%s", found, level, strings.Join(msgs, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// TestNagSuppressionsHaveReasons checks every suppression in the template:
+// it has a written reason, and the set of suppressed rules is exactly the
+// reviewed one, so a new suppression is a deliberate change to this test.
+func TestNagSuppressionsHaveReasons(t *testing.T) {
+	s := full(t)
+	var got []string
+	for id, r := range s.json["Resources"].(map[string]interface{}) {
+		md, _ := r.(map[string]interface{})["Metadata"].(map[string]interface{})
+		nag, _ := md["cdk_nag"].(map[string]interface{})
+		rules, _ := nag["rules_to_suppress"].([]interface{})
+		for _, rule := range rules {
+			rule := rule.(map[string]interface{})
+			reason, _ := rule["reason"].(string)
+			if len(strings.Fields(reason)) < 8 {
+				t.Errorf("%s: suppression of %v has no real reason: %q", id, rule["id"], reason)
+			}
+			path, _ := md["aws:cdk:path"].(string)
+			got = append(got, path+" "+rule["id"].(string))
+		}
+	}
+	sort.Strings(got)
+	want := sorted(
+		"Signet/EventDeadLetterQueue/Policy/Resource AwsSolutions-SQS3",
+		"Signet/EventDeadLetterQueue/Resource AwsSolutions-SQS3",
+		"Signet/FailedInvocationQueue/Policy/Resource AwsSolutions-SQS3",
+		"Signet/FailedInvocationQueue/Resource AwsSolutions-SQS3",
+		"Signet/SignerRole/DefaultPolicy/Resource AwsSolutions-IAM5",
+		"Signet/SignerRole/DefaultPolicy/Resource AwsSolutions-IAM5",
+		"Signet/SignerRole/Resource AwsSolutions-IAM5",
+		"Signet/SignerRole/Resource AwsSolutions-IAM5",
+	)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cdk-nag suppressions:\n got %q\nwant %q", got, want)
+	}
+}
