@@ -64,7 +64,7 @@ kube() {
   local w minor
   w=$(mktemp -d)
   cp "$root/scripts/kube-wrapper/go.mod.in" "$w/go.mod"
-  cp "$root/scripts/kube-wrapper/main.go" "$w/main.go"
+  cp "$root/scripts/kube-wrapper/main.go.in" "$w/main.go"
   # Stamp the version the way Kubernetes' own build does (hack/lib/version.sh).
   minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
