@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/signet-dev/signet/internal/admission"
 	"github.com/signet-dev/signet/internal/imageref"
@@ -49,7 +50,9 @@ func runVerdict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return admission.ExitError
 	}
 	store := verdict.NewDynamoStore(dynamodb.NewFromConfig(cfg), *table)
-	checker := admission.NewChecker(store, admission.WithResolver(imageref.NewRemoteResolver()))
+	// Registry credentials: docker config and its helpers, then ECR tokens.
+	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(cfg))
+	checker := admission.NewChecker(store, admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain))))
 	results := checker.CheckAll(ctx, fs.Args())
 
 	write := admission.WriteTable

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -107,7 +108,8 @@ func serveWebhook(ctx context.Context, c webhookConfig, log *slog.Logger) error 
 	m := admission.NewMetrics(reg)
 	opts := []admission.CheckerOption{admission.WithMetrics(m), admission.WithCache(c.cacheSize, c.cacheTTL, c.negTTL)}
 	if c.tags == "resolve" {
-		opts = append(opts, admission.WithResolver(imageref.NewRemoteResolver()))
+		keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(awsCfg))
+		opts = append(opts, admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain))))
 	}
 	rv, err := admission.NewReviewer(c.policy, admission.NewChecker(store, opts...),
 		admission.WithLogger(log), admission.WithReviewMetrics(m))
