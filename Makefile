@@ -6,7 +6,7 @@ TOOLS ?= $(HOME)/.cache/signet/tools
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/signet-dev/signet/internal/version.Version=$(VERSION)
 
-.PHONY: all build lambda tools test test-go e2e demo bench stack-up stack-down synth deploy fuzz clean
+.PHONY: all build lambda tools cosign test test-go e2e e2e-signer demo bench stack-up stack-down synth deploy fuzz clean
 
 # Each area adds its own targets in mk/*.mk and appends to EXTRA_TESTS,
 # EXTRA_E2E and EXTRA_BENCH, which the targets below run.
@@ -32,6 +32,19 @@ test: tools test-go $(EXTRA_TESTS) ## all unit and integration tests
 test-go: ## unit and integration tests against in-process registry, local-kms and dynalite
 	go vet ./...
 	go test -count=1 ./...
+bench: $(EXTRA_BENCH) ## benchmarks; figures in docs/benchmarks.md
+
+e2e: tools cosign e2e-signer $(EXTRA_E2E) ## end-to-end: the Lambda under the runtime emulator, real cosign, real kube-apiserver
+
+e2e-signer: ## the signer's bootstrap under aws-lambda-rie on docker-registry, checked by cosign v2.6.5 and v3.1.3
+	go test -tags e2e -count=1 ./test/e2e/
+
+cosign: ## build cosign v2.6.5 and v3.1.3 once (cached under $(TOOLS))
+	bash scripts/tools.sh cosign
+
+fuzz: ## fuzz the event, policy and admission parsers for FUZZTIME each (default 30s)
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/ecrevent/
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/policy/
 
 clean:
 	rm -rf bin dist .local cdk.out infra/cdk.out

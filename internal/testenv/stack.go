@@ -1,0 +1,60 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// DockerRegistry starts Debian's docker-registry (CNCF distribution 2.8) on
+// 127.0.0.1 with filesystem storage and deletes enabled; it returns host:port.
+// This registry has no referrers API, like many in production.
+func DockerRegistry(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatalf("docker-registry is not installed: run `make tools` (apt-get install docker-registry)")
+	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	cfg := filepath.Join(dir, "config.yml")
+	y := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n", filepath.Join(dir, "data"), port)
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	Start(t, nil, bin, "serve", cfg)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, addr, 20*time.Second)
+	return addr
+}
+
+// BuildSigner builds the signer Lambda's bootstrap for this machine, as the
+// Lambda runs it (-tags lambda.norpc), and returns its path.
+func BuildSigner(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, "./functions/signer")
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the signer: %v\n%s", err, b)
+	}
+	return out
+}
+
+// Lambda starts bootstrap under the Lambda runtime interface emulator with
+// env, and returns its invoke URL.
+func Lambda(t testing.TB, bootstrap string, env []string) string {
+	t.Helper()
+	rie := Tool(t, "aws-lambda-rie", RIEVersion)
+	port, rapi := FreePort(t), FreePort(t)
+	Start(t, append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"), rie,
+		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", rapi),
+		bootstrap)
+	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
+	return fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", port)
+}
