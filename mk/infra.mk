@@ -21,7 +21,7 @@ DEPLOY_FLAGS ?=
 .PHONY: test-infra
 
 $(CDK):
-	npm ci --no-audit --no-fund --loglevel=error
+	bash scripts/tools.sh npm
 
 synth: lambda $(CDK) ## synthesize the stack into cdk.out, offline
 	AWS_EC2_METADATA_DISABLED=true $(CDK_ENV) $(CDK) synth --quiet $(CDK_FLAGS) $(SYNTH_CONTEXT)

@@ -3,7 +3,7 @@
 # each cached outside the clone under $SIGNET_TOOLS (default ~/.cache/signet/tools),
 # keyed by version, so a second run or a fresh clone costs nothing.
 #
-#   scripts/tools.sh [base|cosign|kube|all]   (default: base)
+#   scripts/tools.sh [base|npm|cosign|kube|all]   (default: base)
 #
 # base:   Debian docker-registry and etcd-server, npm dynalite and aws-cdk, local-kms, aws-lambda-rie
 # cosign: cosign v2.6.5 and v3.1.3
@@ -52,9 +52,12 @@ apt_install() {
 }
 
 npm_install() {
-  if [ -d "$root/node_modules/dynalite" ] && [ -d "$root/node_modules/aws-cdk" ]; then return 0; fi
-  log "npm ci (dynalite, aws-cdk)"
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  if ! [ -d "$root/node_modules/dynalite" ] || ! [ -d "$root/node_modules/aws-cdk" ]; then
+    log "npm ci (dynalite, aws-cdk)"
+    (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # aws-cdk ships Go template files; a go.mod of their own keeps them out of ./...
+  [ -f "$root/node_modules/go.mod" ] || echo "module ignored/node_modules" >"$root/node_modules/go.mod"
 }
 
 kube() {
@@ -80,6 +83,7 @@ kube() {
 
 what=${1:-base}
 case "$what" in
+  npm) npm_install; exit 0 ;;
   base|all)
     apt_install
     npm_install
