@@ -29,6 +29,7 @@ type webhookConfig struct {
 	certFile, keyFile     string
 	table                 string
 	tags                  string
+	pinTags               bool
 	cacheSize             int
 	cacheTTL, negTTL      time.Duration
 	drain                 time.Duration
@@ -48,6 +49,7 @@ func parseWebhookFlags(args []string, stderr io.Writer) (webhookConfig, error) {
 	mode := fs.String("mode", "enforce", "enforce (deny), warn (admit with warnings) or audit (admit, log only)")
 	failure := fs.String("failure-policy", "closed", "when verdicts cannot be read: closed (deny) or open (admit with a warning)")
 	fs.StringVar(&c.tags, "tags", "deny", "images given by tag alone: deny (ask to pin by digest) or resolve (ask the registry)")
+	fs.BoolVar(&c.pinTags, "pin-tags", false, "also serve POST /mutate, which rewrites tags whose digest has a passing verdict to IMAGE@DIGEST (asks the registry)")
 	include := fs.String("include-namespaces", "", "comma-separated namespace patterns to check (default: all)")
 	exclude := fs.String("exclude-namespaces", "kube-system", "comma-separated namespace patterns never checked")
 	fs.StringVar(&c.policy.Breakglass, "breakglass-annotation", admission.DefaultBreakglass, `annotation whose non-empty value (the reason) admits an object, logged; "-" turns it off`)
@@ -107,9 +109,10 @@ func serveWebhook(ctx context.Context, c webhookConfig, log *slog.Logger) error 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := admission.NewMetrics(reg)
 	opts := []admission.CheckerOption{admission.WithMetrics(m), admission.WithCache(c.cacheSize, c.cacheTTL, c.negTTL)}
+	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(awsCfg))
+	resolver := admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain)))
 	if c.tags == "resolve" {
-		keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(awsCfg))
-		opts = append(opts, admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain))))
+		opts = append(opts, resolver)
 	}
 	rv, err := admission.NewReviewer(c.policy, admission.NewChecker(store, opts...),
 		admission.WithLogger(log), admission.WithReviewMetrics(m))
@@ -117,10 +120,19 @@ func serveWebhook(ctx context.Context, c webhookConfig, log *slog.Logger) error 
 		return err
 	}
 	h := admission.NewHandler(rv, admission.WithHandlerLogger(log))
+	serverOpts := []webhook.Option{webhook.WithDrain(c.drain), webhook.WithErrorLog(log)}
+	if c.pinTags {
+		pinner, err := admission.NewPinner(c.policy, admission.NewChecker(store, append(opts, resolver)...),
+			admission.WithLogger(log), admission.WithReviewMetrics(m))
+		if err != nil {
+			return err
+		}
+		serverOpts = append(serverOpts, webhook.WithMutator(admission.NewHandler(pinner, admission.WithHandlerLogger(log))))
+	}
 	log.Info("signet webhook starting", "version", version.Version, "listen", c.listen, "metrics", c.metricsListen,
-		"table", c.table, "mode", c.policy.Mode, "failurePolicy", c.policy.FailurePolicy, "tags", c.tags,
+		"table", c.table, "mode", c.policy.Mode, "failurePolicy", c.policy.FailurePolicy, "tags", c.tags, "pinTags", c.pinTags,
 		"include", c.policy.IncludeNamespaces, "exclude", c.policy.ExcludeNamespaces)
-	return webhook.New(certs, h, reg, webhook.WithDrain(c.drain), webhook.WithErrorLog(log)).Run(ctx, c.listen, c.metricsListen)
+	return webhook.New(certs, h, reg, serverOpts...).Run(ctx, c.listen, c.metricsListen)
 }
 
 func splitList(s string) []string {

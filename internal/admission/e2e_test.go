@@ -99,8 +99,14 @@ func TestE2E(t *testing.T) {
 	}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
+	pinner, err := admission.NewPinner(admission.Config{Timeout: 3 * time.Second},
+		admission.NewChecker(d.Store, admission.WithResolver(imageref.NewRemoteResolver())))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		served <- webhook.New(certs, sw, prometheus.NewRegistry(), webhook.WithDrain(0)).Serve(sctx, ln, mln)
+		served <- webhook.New(certs, sw, prometheus.NewRegistry(), webhook.WithDrain(0),
+			webhook.WithMutator(admission.NewHandler(pinner))).Serve(sctx, ln, mln)
 	}()
 	t.Cleanup(func() { stop(); <-served })
 
@@ -192,6 +198,41 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("tag of a signed digest, resolution on: %v", err)
 		}
 		denied(t, create("team-a", "tagged-missing", reg+"/team/api:v2", nil), "tag v2 not found")
+	})
+	t.Run("tag pinned to its digest by the mutating endpoint", func(t *testing.T) {
+		registerPinner(t, cs, "https://"+ln.Addr().String()+webhook.MutatePath, ca.PEM)
+		want := reg + "/team/api:v1@" + regDigest.String()
+		deadline := time.Now().Add(30 * time.Second)
+		for i := 0; ; i++ {
+			// Until the API server calls the mutating webhook, the validating
+			// one (tags denied) refuses the pod.
+			pod := fmt.Sprintf("pinned-%d", i)
+			err := create("team-a", pod, reg+"/team/api:v1", nil)
+			if err == nil {
+				got, err := cs.CoreV1().Pods("team-a").Get(ctx, pod, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if img := got.Spec.Containers[0].Image; img != want {
+					t.Fatalf("stored image %q, want %q", img, want)
+				}
+				break
+			}
+			if !strings.Contains(err.Error(), "not pinned by digest") || time.Now().After(deadline) {
+				t.Fatalf("pod by tag with the pinning webhook: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// A tag without a passing verdict is left alone and denied.
+		push := func(repo string) {
+			img, _ := random.Image(256, 1)
+			tag, _ := name.NewTag(reg + "/" + repo + ":v1")
+			if err := remote.Write(tag, img); err != nil {
+				t.Fatal(err)
+			}
+		}
+		push("team/unsigned")
+		denied(t, create("team-a", "unsigned-tag", reg+"/team/unsigned:v1", nil), "not pinned by digest")
 	})
 	t.Run("excluded namespace is admitted", func(t *testing.T) {
 		if err := create("signet-system", "unsigned", unsignedImg, nil); err != nil {
@@ -395,6 +436,44 @@ func registerWebhook(t *testing.T, cs *kubernetes.Clientset, url string, caBundl
 	}
 }
 
+// registerPinner creates the MutatingWebhookConfiguration of the optional
+// pinning endpoint, shaped like deploy/optional/pin-tags.yaml, calling url.
+func registerPinner(t *testing.T, cs *kubernetes.Clientset, url string, caBundle []byte) {
+	t.Helper()
+	ignore := admissionregistrationv1.Ignore
+	none := admissionregistrationv1.SideEffectClassNone
+	never := admissionregistrationv1.NeverReinvocationPolicy
+	timeout := int32(5)
+	_, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(),
+		&admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "signet-pin-e2e"},
+			Webhooks: []admissionregistrationv1.MutatingWebhook{{
+				Name:                    "pin.signet.dev",
+				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+				FailurePolicy:           &ignore,
+				SideEffects:             &none,
+				TimeoutSeconds:          &timeout,
+				ReinvocationPolicy:      &never,
+				AdmissionReviewVersions: []string{"v1"},
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
+					Values: []string{"kube-system", "signet-system"},
+				}}},
+				Rules: []admissionregistrationv1.RuleWithOperations{{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule: admissionregistrationv1.Rule{
+						APIGroups: []string{"", "apps", "batch"}, APIVersions: []string{"v1"},
+						Resources: []string{"pods", "replicationcontrollers", "deployments", "replicasets", "statefulsets",
+							"daemonsets", "jobs", "cronjobs"},
+					},
+				}},
+			}},
+		}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating the MutatingWebhookConfiguration: %v", err)
+	}
+}
+
 // applyDeployDryRun decodes deploy/*.yaml strictly and creates each
 // Kubernetes object with a server-side dry run, so the API server validates
 // them. cert-manager's kinds are skipped: no cert-manager runs here.
@@ -403,6 +482,8 @@ func applyDeployDryRun(t *testing.T, cs *kubernetes.Clientset) {
 	ctx := context.Background()
 	decoder := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 	files, _ := filepath.Glob(filepath.Join(testenv.Root(), "deploy", "*.yaml"))
+	optional, _ := filepath.Glob(filepath.Join(testenv.Root(), "deploy", "optional", "*.yaml"))
+	files = append(files, optional...)
 	if len(files) == 0 {
 		t.Fatal("no deploy/*.yaml")
 	}
@@ -441,6 +522,8 @@ func applyDeployDryRun(t *testing.T, cs *kubernetes.Clientset) {
 				_, err = cs.PolicyV1().PodDisruptionBudgets(o.Namespace).Create(ctx, o, dry)
 			case *admissionregistrationv1.ValidatingWebhookConfiguration:
 				_, err = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, o, dry)
+			case *admissionregistrationv1.MutatingWebhookConfiguration:
+				_, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, o, dry)
 			default:
 				t.Errorf("%s: unexpected kind %T", f, obj)
 				continue
@@ -453,8 +536,8 @@ func applyDeployDryRun(t *testing.T, cs *kubernetes.Clientset) {
 		}
 	}
 	t.Logf("dry-run created %v", created)
-	if len(created) != 6 {
-		t.Errorf("dry-run created %d objects, want 6 (namespace, service account, deployment, PDB, service, webhook configuration)", len(created))
+	if len(created) != 7 {
+		t.Errorf("dry-run created %d objects, want 7 (namespace, service account, deployment, PDB, service, both webhook configurations)", len(created))
 	}
 }
 

@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_admission_decisions_total",
-			Help: "Admission decisions by result: allowed, denied, warned, audited, breakglass, skipped, error.",
+			Help: "Admission decisions by result: allowed, denied, warned, audited, breakglass, skipped, error; and for the mutating endpoint pinned or unpinned.",
 		}, []string{"result"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "signet_admission_duration_seconds",
@@ -41,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.decisions, m.latency, m.cacheReqs, m.storeErrors, m.resolves)
-	for _, r := range []string{"allowed", "denied", "warned", "audited", "breakglass", "skipped", "error"} {
+	for _, r := range []string{"allowed", "denied", "warned", "audited", "breakglass", "skipped", "error", "pinned", "unpinned"} {
 		m.decisions.WithLabelValues(r)
 	}
 	m.cacheReqs.WithLabelValues("hit")

@@ -20,6 +20,9 @@ type ContainerImage struct {
 	Container string `json:"container"`
 	// Image is the image reference as written.
 	Image string `json:"image"`
+	// Path is the JSON pointer to the image field in the object, such as
+	// /spec/template/spec/containers/0/image.
+	Path string `json:"-"`
 }
 
 // Object is what the webhook needs from an admitted object.
@@ -53,6 +56,7 @@ func Decode(gvk metav1.GroupVersionKind, raw []byte) (Object, error) {
 		meta metav1.ObjectMeta
 		tmpl *corev1.PodTemplateSpec
 		pod  *corev1.PodSpec
+		base = "/spec/template/spec" // JSON pointer to the pod spec
 	)
 	unmarshal := func(v any) error {
 		if err := json.Unmarshal(raw, v); err != nil {
@@ -66,7 +70,7 @@ func Decode(gvk metav1.GroupVersionKind, raw []byte) (Object, error) {
 		if err := unmarshal(&o); err != nil {
 			return Object{}, err
 		}
-		meta, pod = o.ObjectMeta, &o.Spec
+		meta, pod, base = o.ObjectMeta, &o.Spec, "/spec"
 	case metav1.GroupVersionKind{Version: "v1", Kind: "ReplicationController"}:
 		var o corev1.ReplicationController
 		if err := unmarshal(&o); err != nil {
@@ -108,7 +112,7 @@ func Decode(gvk metav1.GroupVersionKind, raw []byte) (Object, error) {
 		if err := unmarshal(&o); err != nil {
 			return Object{}, err
 		}
-		meta, tmpl = o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template
+		meta, tmpl, base = o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template, "/spec/jobTemplate/spec/template/spec"
 	default:
 		return Object{}, fmt.Errorf("%s/%s %s: %w", gvk.Group, gvk.Version, gvk.Kind, ErrUnsupportedKind)
 	}
@@ -123,21 +127,25 @@ func Decode(gvk metav1.GroupVersionKind, raw []byte) (Object, error) {
 		pod = &tmpl.Spec
 	}
 	if pod != nil {
-		obj.Images = podImages(pod)
+		obj.Images = podImages(pod, base)
 	}
 	return obj, nil
 }
 
-func podImages(s *corev1.PodSpec) []ContainerImage {
+func podImages(s *corev1.PodSpec, base string) []ContainerImage {
 	var out []ContainerImage
-	for _, c := range s.InitContainers {
-		out = append(out, ContainerImage{List: "initContainers", Container: c.Name, Image: c.Image})
+	add := func(list string, i int, name, image string) {
+		out = append(out, ContainerImage{List: list, Container: name, Image: image,
+			Path: fmt.Sprintf("%s/%s/%d/image", base, list, i)})
 	}
-	for _, c := range s.Containers {
-		out = append(out, ContainerImage{List: "containers", Container: c.Name, Image: c.Image})
+	for i, c := range s.InitContainers {
+		add("initContainers", i, c.Name, c.Image)
 	}
-	for _, c := range s.EphemeralContainers {
-		out = append(out, ContainerImage{List: "ephemeralContainers", Container: c.Name, Image: c.Image})
+	for i, c := range s.Containers {
+		add("containers", i, c.Name, c.Image)
+	}
+	for i, c := range s.EphemeralContainers {
+		add("ephemeralContainers", i, c.Name, c.Image)
 	}
 	return out
 }

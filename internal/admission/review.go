@@ -158,13 +158,7 @@ func (r *Reviewer) Review(ctx context.Context, req *admissionv1.AdmissionRequest
 // review returns the response, the decision for metrics and logs, and the
 // log attributes that describe it.
 func (r *Reviewer) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string, []slog.Attr) {
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return allow(), "skipped", nil
-	}
-	if req.SubResource != "" && req.SubResource != "ephemeralcontainers" {
-		return allow(), "skipped", nil
-	}
-	if !r.namespaceChecked(req.Namespace) {
+	if !r.cfg.checks(req) {
 		return allow(), "skipped", nil
 	}
 	obj, old, err := requestObjects(req)
@@ -176,19 +170,7 @@ func (r *Reviewer) review(ctx context.Context, req *admissionv1.AdmissionRequest
 		return deny(http.StatusBadRequest, msg), "error", []slog.Attr{slog.String("error", err.Error())}
 	}
 
-	// On an update, only images the object did not already have are checked,
-	// so metadata changes (finalizers, labels) of objects whose verdict has
-	// since changed still go through.
-	seen := map[string]bool{}
-	for _, c := range old.Images {
-		seen[c.Image] = true
-	}
-	var todo []ContainerImage
-	for _, c := range obj.Images {
-		if !seen[c.Image] {
-			todo = append(todo, c)
-		}
-	}
+	todo := newImages(obj, old)
 	images := make([]string, len(todo))
 	for i, c := range todo {
 		images[i] = c.Image
@@ -276,6 +258,35 @@ type imageLog struct {
 	Cached     bool   `json:"cached"`
 }
 
+// newImages returns the images of obj that old does not have. On an update
+// only those are checked, so metadata changes (finalizers, labels) of
+// objects whose verdict has since changed still go through.
+func newImages(obj, old Object) []ContainerImage {
+	seen := map[string]bool{}
+	for _, c := range old.Images {
+		seen[c.Image] = true
+	}
+	var todo []ContainerImage
+	for _, c := range obj.Images {
+		if !seen[c.Image] {
+			todo = append(todo, c)
+		}
+	}
+	return todo
+}
+
+// checks reports whether req is checked at all: a create or update of an
+// object (or of a pod's ephemeral containers) in a namespace that is checked.
+func (c *Config) checks(req *admissionv1.AdmissionRequest) bool {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return false
+	}
+	if req.SubResource != "" && req.SubResource != "ephemeralcontainers" {
+		return false
+	}
+	return c.namespaceChecked(req.Namespace)
+}
+
 func (r *Reviewer) breakglass(obj Object) (string, bool) {
 	if r.cfg.Breakglass == "-" {
 		return "", false
@@ -285,16 +296,16 @@ func (r *Reviewer) breakglass(obj Object) (string, bool) {
 	return reason, ok && reason != ""
 }
 
-func (r *Reviewer) namespaceChecked(ns string) bool {
-	for _, p := range r.cfg.ExcludeNamespaces {
+func (c *Config) namespaceChecked(ns string) bool {
+	for _, p := range c.ExcludeNamespaces {
 		if ok, _ := path.Match(p, ns); ok {
 			return false
 		}
 	}
-	if len(r.cfg.IncludeNamespaces) == 0 {
+	if len(c.IncludeNamespaces) == 0 {
 		return true
 	}
-	for _, p := range r.cfg.IncludeNamespaces {
+	for _, p := range c.IncludeNamespaces {
 		if ok, _ := path.Match(p, ns); ok {
 			return true
 		}

@@ -24,6 +24,7 @@ import (
 // Paths served.
 const (
 	ValidatePath = "/validate"
+	MutatePath   = "/mutate"
 	HealthPath   = "/healthz"
 	ReadyPath    = "/readyz"
 	MetricsPath  = "/metrics"
@@ -41,6 +42,7 @@ type Server struct {
 type options struct {
 	drain    time.Duration
 	errorLog *log.Logger
+	mutate   http.Handler
 }
 
 // Option configures a Server.
@@ -50,6 +52,9 @@ type Option func(*options)
 // after it is told to stop, so that endpoints are updated before the listener
 // closes (default 5s).
 func WithDrain(d time.Duration) Option { return func(o *options) { o.drain = d } }
+
+// WithMutator also serves h at POST /mutate, for a mutating webhook.
+func WithMutator(h http.Handler) Option { return func(o *options) { o.mutate = h } }
 
 // WithErrorLog sends the HTTP servers' own errors, such as failed TLS
 // handshakes, to l at warn level (default: nowhere).
@@ -86,6 +91,9 @@ func (s *Server) Run(ctx context.Context, addr, metricsAddr string) error {
 func (s *Server) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+ValidatePath, s.validate)
+	if s.o.mutate != nil {
+		mux.Handle("POST "+MutatePath, s.o.mutate)
+	}
 	mux.HandleFunc("GET "+HealthPath, ok)
 	tlsSrv := &http.Server{
 		Handler:           mux,
