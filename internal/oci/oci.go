@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -35,7 +36,18 @@ var ErrImmutableTag = errors.New("tag is immutable")
 // Client reads and writes one registry's manifests.
 type Client struct {
 	opts []remote.Option
+
+	// A shared puller and pusher keep each repository's authenticated
+	// transport, so calls after the first skip the registry ping and token
+	// exchange. They are renewed well before an ECR token (12 h) expires.
+	mu     sync.Mutex
+	puller *remote.Puller
+	pusher *remote.Pusher
+	made   time.Time
 }
+
+// reuseFor is how long a puller and pusher are kept.
+const reuseFor = 30 * time.Minute
 
 // Option configures a Client.
 type Option func(*options) error
@@ -105,7 +117,18 @@ func New(opts ...Option) (*Client, error) {
 }
 
 func (c *Client) with(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, c.opts...)
+	opts := append([]remote.Option{remote.WithContext(ctx)}, c.opts...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.puller == nil || time.Since(c.made) > reuseFor {
+		pl, err1 := remote.NewPuller(c.opts...)
+		ps, err2 := remote.NewPusher(c.opts...)
+		if err1 != nil || err2 != nil {
+			return opts // each call then makes its own transport
+		}
+		c.puller, c.pusher, c.made = pl, ps, time.Now()
+	}
+	return append(opts, remote.Reuse(c.puller), remote.Reuse(c.pusher))
 }
 
 // Options returns the client's remote options bound to ctx, for packages

@@ -401,3 +401,55 @@ func TestImmutableTags(t *testing.T) {
 		t.Errorf("the earlier signature changed: %+v", got)
 	}
 }
+
+// throttled answers the first n PUTs of signature and attestation manifests
+// with 429, as ECR does past its PutImage rate, then lets them through.
+func throttled(h http.Handler, n int) http.Handler {
+	var mu sync.Mutex
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-") {
+			mu.Lock()
+			refuse := n > 0
+			n--
+			mu.Unlock()
+			if refuse {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}`)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func TestThrottling(t *testing.T) {
+	quiet := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	t.Run("backs off and succeeds", func(t *testing.T) {
+		srv := httptest.NewServer(throttled(quiet, 3))
+		t.Cleanup(srv.Close)
+		s := newStack(t, strings.TrimPrefix(srv.URL, "http://"))
+		img, _ := random.Image(128, 1)
+		ref := s.push(t, "team/busy", "1", img)
+		res, err := s.p.Handle(context.Background(), pushEvent(ref, "1"))
+		if err != nil || res.Outcome != "SIGNED" {
+			t.Fatalf("Handle after 3 throttled PUTs = %+v, %v; want SIGNED", res, err)
+		}
+	})
+	t.Run("hands the event back when throttling lasts", func(t *testing.T) {
+		srv := httptest.NewServer(throttled(quiet, 1000))
+		t.Cleanup(srv.Close)
+		s := newStack(t, strings.TrimPrefix(srv.URL, "http://"))
+		img, _ := random.Image(128, 1)
+		dref := s.push(t, "team/busy", "1", img)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := s.p.Handle(ctx, pushEvent(dref, "1"))
+		if err == nil {
+			t.Fatalf("Handle under lasting throttling = %+v, nil; want an error so the platform retries", res)
+		}
+		if _, err := s.dyn.Store.Get(context.Background(), dref.Context().Name(), dref.DigestStr()); err == nil {
+			t.Errorf("a verdict was recorded although the signature could not be written")
+		}
+	})
+}
