@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/signet-dev/signet/internal/admission"
+	"github.com/signet-dev/signet/internal/ecrauth"
 	"github.com/signet-dev/signet/internal/imageref"
 	"github.com/signet-dev/signet/internal/verdict"
 )
@@ -51,7 +52,7 @@ func runVerdict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	store := verdict.NewDynamoStore(dynamodb.NewFromConfig(cfg), *table)
 	// Registry credentials: docker config and its helpers, then ECR tokens.
-	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(cfg))
+	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, ecrauth.NewKeychain(cfg))
 	checker := admission.NewChecker(store, admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain))))
 	results := checker.CheckAll(ctx, fs.Args())
 

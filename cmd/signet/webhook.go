@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signet-dev/signet/internal/admission"
+	"github.com/signet-dev/signet/internal/ecrauth"
 	"github.com/signet-dev/signet/internal/imageref"
 	"github.com/signet-dev/signet/internal/verdict"
 	"github.com/signet-dev/signet/internal/version"
@@ -109,7 +110,7 @@ func serveWebhook(ctx context.Context, c webhookConfig, log *slog.Logger) error 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := admission.NewMetrics(reg)
 	opts := []admission.CheckerOption{admission.WithMetrics(m), admission.WithCache(c.cacheSize, c.cacheTTL, c.negTTL)}
-	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, imageref.NewECRKeychain(awsCfg))
+	keychain := authn.NewMultiKeychain(authn.DefaultKeychain, ecrauth.NewKeychain(awsCfg))
 	resolver := admission.WithResolver(imageref.NewRemoteResolver(imageref.WithKeychain(keychain)))
 	if c.tags == "resolve" {
 		opts = append(opts, resolver)

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/signet-dev/signet/internal/ecrauth"
 	"github.com/signet-dev/signet/internal/ecrevent"
 	"github.com/signet-dev/signet/internal/oci"
 	"github.com/signet-dev/signet/internal/signing"
@@ -172,7 +173,7 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 	host := p.registry
 	if host == "" {
 		host = fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", t.Account, t.Region)
-		if !oci.IsECR(host) {
+		if !ecrauth.IsECR(host) {
 			return Result{Outcome: Skipped, Reason: fmt.Sprintf("account %q and region %q do not name an ECR registry", t.Account, t.Region)}, nil
 		}
 	}

@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/signet-dev/signet/internal/ecrauth"
 	"github.com/signet-dev/signet/internal/oci"
 	"github.com/signet-dev/signet/internal/pipeline"
 	"github.com/signet-dev/signet/internal/policy"
@@ -45,7 +45,7 @@ func Build(ctx context.Context, c Config, version string) (*pipeline.Pipeline, *
 		return nil, nil, err
 	}
 	reg, err := oci.New(
-		oci.WithKeychain(oci.NewECRKeychain(ecr.NewFromConfig(cfg))),
+		oci.WithKeychain(ecrauth.NewKeychain(cfg)),
 		oci.WithTransport(remote.DefaultTransport),
 		oci.WithUserAgent("signet/"+version),
 	)

@@ -1,4 +1,4 @@
-package imageref_test
+package ecrauth_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/signet-dev/signet/internal/imageref"
+	"github.com/signet-dev/signet/internal/ecrauth"
 	"github.com/signet-dev/signet/internal/testenv"
 )
 
@@ -34,7 +34,7 @@ func TestECRRegion(t *testing.T) {
 		{"index.docker.io", "", false},
 		{"127.0.0.1:5000", "", false},
 	} {
-		region, ok := imageref.ECRRegion(tc.host)
+		region, ok := ecrauth.ECRRegion(tc.host)
 		if region != tc.region || ok != tc.ok {
 			t.Errorf("ECRRegion(%q) = %q, %v, want %q, %v", tc.host, region, ok, tc.region, tc.ok)
 		}
@@ -74,7 +74,7 @@ func TestECRKeychain(t *testing.T) {
 	s := httptest.NewServer(api)
 	defer s.Close()
 	cfg := testenv.Static()
-	k := imageref.NewECRKeychain(cfg, func(o *ecr.Options) { o.BaseEndpoint = aws.String(s.URL) })
+	k := ecrauth.NewKeychain(cfg, func(o *ecr.Options) { o.BaseEndpoint = aws.String(s.URL) })
 	kc := authn.NewMultiKeychain(authn.DefaultKeychain, k)
 
 	for _, tc := range []struct {

@@ -1,4 +1,7 @@
-package imageref
+// Package ecrauth authenticates to Amazon ECR registries with
+// ecr:GetAuthorizationToken, as a go-containerregistry keychain, for the
+// signer and for the CLI and webhook.
+package ecrauth
 
 import (
 	"context"
@@ -18,6 +21,9 @@ import (
 // ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn].
 var ecrHost = regexp.MustCompile(`^([0-9]{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
 
+// IsECR reports whether host is a private ECR registry.
+func IsECR(host string) bool { return ecrHost.MatchString(host) }
+
 // ECRRegion returns the region of an Amazon ECR registry host, and false for
 // any other host.
 func ECRRegion(host string) (string, bool) {
@@ -33,11 +39,11 @@ type ECRAPI interface {
 	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
 }
 
-// ECRKeychain gives credentials for Amazon ECR registries from
+// Keychain gives credentials for Amazon ECR registries from
 // ecr:GetAuthorizationToken, one token per region, kept until shortly before
 // it expires; for other registries it gives authn.Anonymous, so it composes
 // with authn.NewMultiKeychain.
-type ECRKeychain struct {
+type Keychain struct {
 	client func(region string) ECRAPI
 	now    func() time.Time
 
@@ -50,12 +56,12 @@ type ecrToken struct {
 	expires    time.Time
 }
 
-var _ authn.ContextKeychain = (*ECRKeychain)(nil)
+var _ authn.ContextKeychain = (*Keychain)(nil)
 
-// NewECRKeychain returns a keychain that asks ECR with cfg's credentials, in
+// NewKeychain returns a keychain that asks ECR with cfg's credentials, in
 // the region of each registry. optFns configure the ECR clients.
-func NewECRKeychain(cfg aws.Config, optFns ...func(*ecr.Options)) *ECRKeychain {
-	return &ECRKeychain{
+func NewKeychain(cfg aws.Config, optFns ...func(*ecr.Options)) *Keychain {
+	return &Keychain{
 		client: func(region string) ECRAPI {
 			return ecr.NewFromConfig(cfg, append([]func(*ecr.Options){func(o *ecr.Options) { o.Region = region }}, optFns...)...)
 		},
@@ -65,12 +71,12 @@ func NewECRKeychain(cfg aws.Config, optFns ...func(*ecr.Options)) *ECRKeychain {
 }
 
 // Resolve implements authn.Keychain.
-func (k *ECRKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+func (k *Keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	return k.ResolveContext(context.Background(), r)
 }
 
 // ResolveContext implements authn.ContextKeychain.
-func (k *ECRKeychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+func (k *Keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
 	region, ok := ECRRegion(r.RegistryStr())
 	if !ok {
 		return authn.Anonymous, nil
