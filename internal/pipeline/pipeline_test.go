@@ -73,15 +73,7 @@ func newStack(t *testing.T, host string, opts ...pipeline.Option) *stack {
 // push writes img as repo:tag and returns its digest reference.
 func (s *stack) push(t *testing.T, repo, tag string, img v1.Image) name.Digest {
 	t.Helper()
-	ref, err := name.NewTag(s.host + "/" + repo + ":" + tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := img.Digest()
-	return ref.Context().Digest(h.String())
+	return testenv.Push(t, s.host, repo, tag, img)
 }
 
 func pushEvent(ref name.Digest, tag string) ecrevent.Target {

@@ -73,16 +73,7 @@ func newEnv(t *testing.T, policy string) *env {
 
 func (e *env) push(t *testing.T, repo, tag string) name.Digest {
 	t.Helper()
-	img, _ := random.Image(256, 1)
-	ref, err := name.NewTag(e.host + "/" + repo + ":" + tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := img.Digest()
-	return ref.Context().Digest(h.String())
+	return testenv.PushRandom(t, e.host, repo, tag, 256, 1)
 }
 
 // event reads a sample from events/ and points it at repo and digest.

@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // DockerRegistry starts Debian's docker-registry (CNCF distribution 2.8) on
@@ -57,4 +62,31 @@ func Lambda(t testing.TB, bootstrap string, env []string) string {
 		bootstrap)
 	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
 	return fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", port)
+}
+
+// Push writes img to host/repo:tag and returns its digest reference.
+func Push(t testing.TB, host, repo, tag string, img v1.Image) name.Digest {
+	t.Helper()
+	ref, err := name.NewTag(host + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.Context().Digest(h.String())
+}
+
+// PushRandom pushes a random image of layers layers of size bytes each.
+func PushRandom(t testing.TB, host, repo, tag string, size int64, layers int64) name.Digest {
+	t.Helper()
+	img, err := random.Image(size, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Push(t, host, repo, tag, img)
 }

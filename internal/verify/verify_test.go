@@ -40,22 +40,7 @@ import (
 // pushRandom pushes a random image to reg/repo and returns its digest.
 func pushRandom(t *testing.T, reg, repo string) name.Digest {
 	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(reg + "/" + repo + ":latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatalf("pushing %s: %v", tag, err)
-	}
-	h, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tag.Context().Digest(h.String())
+	return testenv.PushRandom(t, reg, repo, "latest", 256, 1)
 }
 
 // plainRegistry starts a registry without the referrers API (like the

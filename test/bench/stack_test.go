@@ -24,7 +24,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/signet-dev/signet/internal/testenv"
@@ -140,22 +139,7 @@ func inProcessRegistry(b testing.TB) testRegistry {
 // and returns its digest reference.
 func pushFresh(b testing.TB, host, repo, tag string) name.Digest {
 	b.Helper()
-	img, err := random.Image(1024, 2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ref, err := name.NewTag(host + "/" + repo + ":" + tag)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		b.Fatalf("pushing %s: %v", ref, err)
-	}
-	h, err := img.Digest()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return ref.Context().Digest(h.String())
+	return testenv.PushRandom(b, host, repo, tag, 1024, 2)
 }
 
 // pushEvent returns events/push.json with its id, repository, digest and tag

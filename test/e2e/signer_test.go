@@ -60,15 +60,7 @@ func newStack(t *testing.T, environments int) *stack {
 
 func (s *stack) push(t *testing.T, repo, tag string, img v1.Image) name.Digest {
 	t.Helper()
-	ref, err := name.NewTag(s.registry + "/" + repo + ":" + tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := img.Digest()
-	return ref.Context().Digest(h.String())
+	return testenv.Push(t, s.registry, repo, tag, img)
 }
 
 // event fills a sample from events/ with the repository, digest and tag.
