@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -89,4 +90,35 @@ func PushRandom(t testing.TB, host, repo, tag string, size int64, layers int64) 
 		t.Fatal(err)
 	}
 	return Push(t, host, repo, tag, img)
+}
+
+// Event returns the sample events/<sample> with its id, time, repository,
+// digest and tag replaced (an empty tag removes image-tag), as ECR would
+// send it for that push.
+func Event(t testing.TB, sample, id, repo, digest, tag string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(Root(), "events", sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("events/%s: %v", sample, err)
+	}
+	d, ok := ev["detail"].(map[string]any)
+	if !ok {
+		t.Fatalf("events/%s has no detail", sample)
+	}
+	ev["id"], ev["time"] = id, time.Now().UTC().Format(time.RFC3339)
+	d["repository-name"], d["image-digest"] = repo, digest
+	if tag == "" {
+		delete(d, "image-tag")
+	} else {
+		d["image-tag"] = tag
+	}
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

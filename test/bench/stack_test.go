@@ -7,7 +7,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -146,28 +145,7 @@ func pushFresh(b testing.TB, host, repo, tag string) name.Digest {
 // replaced by those of ref.
 func pushEvent(b testing.TB, id string, ref name.Digest, tag string) []byte {
 	b.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "events", "push.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		b.Fatalf("events/push.json: %v", err)
-	}
-	d, ok := ev["detail"].(map[string]any)
-	if !ok {
-		b.Fatal("events/push.json has no detail")
-	}
-	ev["id"] = id
-	ev["time"] = time.Now().UTC().Format(time.RFC3339)
-	d["repository-name"] = ref.Context().RepositoryStr()
-	d["image-digest"] = ref.DigestStr()
-	d["image-tag"] = tag
-	out, err := json.Marshal(ev)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return out
+	return testenv.Event(b, "push.json", id, ref.Context().RepositoryStr(), ref.DigestStr(), tag)
 }
 
 // signedTags fails b unless ref has one layer under its .sig tag and one

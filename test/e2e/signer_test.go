@@ -66,23 +66,7 @@ func (s *stack) push(t *testing.T, repo, tag string, img v1.Image) name.Digest {
 // event fills a sample from events/ with the repository, digest and tag.
 func event(t *testing.T, sample, repo, digest, tag string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "events", sample))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev map[string]any
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	d := ev["detail"].(map[string]any)
-	d["repository-name"], d["image-digest"] = repo, digest
-	if tag == "" {
-		delete(d, "image-tag")
-	} else {
-		d["image-tag"] = tag
-	}
-	out, _ := json.Marshal(ev)
-	return out
+	return testenv.Event(t, sample, "e2e-"+digest[7:19], repo, digest, tag)
 }
 
 // invoke POSTs an event to one execution environment and decodes the answer.
