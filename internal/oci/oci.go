@@ -259,6 +259,15 @@ func Classify(mediaType types.MediaType, raw []byte) (Kind, string, error) {
 	return KindImage, "", nil
 }
 
+// ErrNotSignatureImage is returned when a cosign tag holds something other
+// than a signature image of the expected layer media type: signet will not
+// overwrite it.
+var ErrNotSignatureImage = errors.New("tag does not hold a cosign signature image")
+
+// ErrTagChanging is returned when a tag kept changing under signet while it
+// was being updated; it is transient.
+var ErrTagChanging = errors.New("tag kept changing during the update")
+
 // Layer is one existing layer of a tag: its content and annotations.
 type Layer struct {
 	Content     []byte
@@ -272,65 +281,188 @@ type AppendResult struct {
 	Added  bool    // false when an existing layer already matched
 }
 
-// maxLayer bounds what is read of a signature layer.
+// maxLayer bounds what is read of a signature layer; larger layers are
+// nobody's signature that signet needs to read, and are kept unread.
 const maxLayer = 4 << 20
 
-// Append adds the layer that makeLayer returns to the image at tag, creating
-// the image if needed, unless has reports that one of the existing layers of
-// mediaType already is what the new layer would be; makeLayer is then not
-// called. Every existing layer is kept as it is.
-func (c *Client) Append(ctx context.Context, tag name.Tag, mediaType types.MediaType, has func(Layer) bool, makeLayer func() (mutate.Addendum, error)) (AppendResult, error) {
-	base, err := remote.Image(tag, c.with(ctx)...)
-	switch {
-	case err == nil:
-		m, err := base.Manifest()
+// maxUpdates bounds the read-modify-write attempts on a changing tag.
+const maxUpdates = 5
+
+// sigImage is a cosign tag's current content.
+type sigImage struct {
+	img    v1.Image
+	digest v1.Hash // zero when the tag does not exist
+	layers []v1.Descriptor
+}
+
+// readSig reads tag, checking it is a signature image whose layers all
+// have mediaType. A missing tag is an empty OCI image.
+func (c *Client) readSig(ctx context.Context, tag name.Tag, mediaType types.MediaType) (sigImage, error) {
+	d, err := remote.Get(tag, c.with(ctx)...)
+	if isNotFound(err) {
+		return sigImage{img: mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1)}, nil
+	}
+	if err != nil {
+		return sigImage{}, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	if !d.MediaType.IsImage() {
+		return sigImage{}, fmt.Errorf("%s is a %s: %w", tag, d.MediaType, ErrNotSignatureImage)
+	}
+	img, err := d.Image()
+	if err != nil {
+		return sigImage{}, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return sigImage{}, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != mediaType {
+			return sigImage{}, fmt.Errorf("%s has a layer of media type %s, not %s: %w", tag, l.MediaType, mediaType, ErrNotSignatureImage)
+		}
+	}
+	return sigImage{img: img, digest: d.Digest, layers: m.Layers}, nil
+}
+
+// each calls fn for every readable layer of s, until fn returns true.
+func (s sigImage) each(fn func(Layer) bool) (bool, error) {
+	for _, d := range s.layers {
+		if d.Size > maxLayer {
+			continue
+		}
+		l, err := s.img.LayerByDigest(d.Digest)
 		if err != nil {
-			return AppendResult{}, fmt.Errorf("reading %s: %w", tag, err)
+			return false, fmt.Errorf("reading layer %s: %w", d.Digest, err)
 		}
-		for _, d := range m.Layers {
-			if d.MediaType != mediaType {
-				continue
-			}
-			l, err := base.LayerByDigest(d.Digest)
-			if err != nil {
-				return AppendResult{}, fmt.Errorf("reading layer %s of %s: %w", d.Digest, tag, err)
-			}
-			content, err := readLayer(l)
-			if err != nil {
-				return AppendResult{}, fmt.Errorf("reading layer %s of %s: %w", d.Digest, tag, err)
-			}
-			if has(Layer{Content: content, Annotations: d.Annotations, MediaType: d.MediaType}) {
-				h, err := base.Digest()
-				if err != nil {
-					return AppendResult{}, err
-				}
-				return AppendResult{Digest: h}, nil
-			}
+		content, err := readLayer(l)
+		if err != nil {
+			return false, fmt.Errorf("reading layer %s: %w", d.Digest, err)
 		}
+		if fn(Layer{Content: content, Annotations: d.Annotations, MediaType: d.MediaType}) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// write replaces tag with img unless the tag changed since it was read as
+// was: the registry has no compare-and-swap, so the check narrows, and cannot
+// close, the window in which a concurrent writer's layer could be lost.
+func (c *Client) write(ctx context.Context, tag name.Tag, was v1.Hash, img v1.Image) (bool, error) {
+	d, err := remote.Head(tag, c.with(ctx)...)
+	switch {
 	case isNotFound(err):
-		base = mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1)
-	default:
-		return AppendResult{}, fmt.Errorf("reading %s: %w", tag, err)
-	}
-	add, err := makeLayer()
-	if err != nil {
-		return AppendResult{}, err
-	}
-	img, err := mutate.Append(base, add)
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("adding layer to %s: %w", tag, err)
+		if was != (v1.Hash{}) {
+			return false, nil
+		}
+	case err != nil:
+		return false, fmt.Errorf("checking %s: %w", tag, err)
+	case d.Digest != was:
+		return false, nil
 	}
 	if err := remote.Write(tag, img, c.with(ctx)...); err != nil {
 		if isImmutable(err) {
-			return AppendResult{}, fmt.Errorf("writing %s: %w: %w", tag, ErrImmutableTag, err)
+			return false, fmt.Errorf("writing %s: %w: %w", tag, ErrImmutableTag, err)
 		}
-		return AppendResult{}, fmt.Errorf("writing %s: %w", tag, err)
+		return false, fmt.Errorf("writing %s: %w", tag, err)
 	}
-	h, err := img.Digest()
-	if err != nil {
-		return AppendResult{}, err
+	return true, nil
+}
+
+// Append adds the layer that makeLayer returns to the signature image at
+// tag, creating it if needed, unless has reports that one of its layers
+// already is what the new layer would be; makeLayer is then not called.
+// Every existing layer is kept as it is. A tag holding anything but a
+// signature image of mediaType layers is left alone: ErrNotSignatureImage.
+func (c *Client) Append(ctx context.Context, tag name.Tag, mediaType types.MediaType, has func(Layer) bool, makeLayer func() (mutate.Addendum, error)) (AppendResult, error) {
+	var add *mutate.Addendum
+	for range maxUpdates {
+		cur, err := c.readSig(ctx, tag, mediaType)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		found, err := cur.each(has)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("reading %s: %w", tag, err)
+		}
+		if found {
+			return AppendResult{Digest: cur.digest}, nil
+		}
+		if add == nil {
+			a, err := makeLayer()
+			if err != nil {
+				return AppendResult{}, err
+			}
+			add = &a
+		}
+		img, err := mutate.Append(cur.img, *add)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("adding layer to %s: %w", tag, err)
+		}
+		ok, err := c.write(ctx, tag, cur.digest, img)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if !ok {
+			continue // someone wrote the tag meanwhile: start again from theirs
+		}
+		h, err := img.Digest()
+		if err != nil {
+			return AppendResult{}, err
+		}
+		return AppendResult{Digest: h, Added: true}, nil
 	}
-	return AppendResult{Digest: h, Added: true}, nil
+	return AppendResult{}, fmt.Errorf("appending to %s: %w", tag, ErrTagChanging)
+}
+
+// Remove takes the layers for which mine reports true out of the signature
+// image at tag, keeping every other layer as it is, and returns how many it
+// removed. signet uses it to withdraw its own signature from a digest it
+// rejected.
+func (c *Client) Remove(ctx context.Context, tag name.Tag, mediaType types.MediaType, mine func(Layer) bool) (int, error) {
+	for range maxUpdates {
+		cur, err := c.readSig(ctx, tag, mediaType)
+		if err != nil {
+			return 0, err
+		}
+		if cur.digest == (v1.Hash{}) {
+			return 0, nil
+		}
+		var keep []mutate.Addendum
+		removed := 0
+		for _, d := range cur.layers {
+			l, err := cur.img.LayerByDigest(d.Digest)
+			if err != nil {
+				return 0, fmt.Errorf("reading layer %s of %s: %w", d.Digest, tag, err)
+			}
+			if d.Size <= maxLayer {
+				content, err := readLayer(l)
+				if err != nil {
+					return 0, fmt.Errorf("reading layer %s of %s: %w", d.Digest, tag, err)
+				}
+				if mine(Layer{Content: content, Annotations: d.Annotations, MediaType: d.MediaType}) {
+					removed++
+					continue
+				}
+			}
+			keep = append(keep, mutate.Addendum{Layer: l, MediaType: d.MediaType, Annotations: d.Annotations})
+		}
+		if removed == 0 {
+			return 0, nil
+		}
+		img, err := mutate.Append(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1), keep...)
+		if err != nil {
+			return 0, fmt.Errorf("rebuilding %s: %w", tag, err)
+		}
+		ok, err := c.write(ctx, tag, cur.digest, img)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return removed, nil
+		}
+	}
+	return 0, fmt.Errorf("removing from %s: %w", tag, ErrTagChanging)
 }
 
 func readLayer(l v1.Layer) ([]byte, error) {

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,6 +32,7 @@ import (
 type Registry interface {
 	Get(ctx context.Context, ref name.Digest) (*remote.Descriptor, error)
 	Append(ctx context.Context, tag name.Tag, mediaType types.MediaType, has func(oci.Layer) bool, makeLayer func() (mutate.Addendum, error)) (oci.AppendResult, error)
+	Remove(ctx context.Context, tag name.Tag, mediaType types.MediaType, mine func(oci.Layer) bool) (int, error)
 }
 
 // Signer signs images and attestations with one key.
@@ -209,8 +212,17 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 		res.Outcome, res.Reason = Skipped, "signature artifact, not signed again: "+why
 		return res, nil
 	}
-	d := p.policy.Decide(t.Repository, t.Tag)
-	res.Rule = string(d.Rule)
+	cur, err := p.store.Get(ctx, res.Repository, t.Digest)
+	if err != nil && !errors.Is(err, verdict.ErrNotFound) {
+		return res, err
+	}
+	if kind == oci.KindImage && t.Tag == "" && cur.IndexDigest != "" && cur.Outcome != verdict.Deleted {
+		res.Outcome = Skipped
+		res.Reason = fmt.Sprintf("platform manifest of image index %s: its verdict follows the index", cur.IndexDigest)
+		return res, nil
+	}
+	d := p.decide(t.Repository, append(slices.Clone(cur.Tags), t.Tag))
+	res.Rule = d.Rule
 	if d.Mode == ModeIgnore {
 		res.Outcome, res.Reason = Skipped, fmt.Sprintf("policy rule %q ignores this repository", d.Rule)
 		return res, nil
@@ -220,6 +232,66 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 		return p.index(ctx, desc, tgt, d, res)
 	}
 	return p.one(ctx, tgt, d, res)
+}
+
+// decide applies the policy to every tag the digest is known by, and takes
+// the strictest answer: a verdict belongs to the digest, so no tag may earn
+// it a laxer rule than another tag of the same digest (verify over sign over
+// ignore; every verify rule that applies must pass).
+func (p *Pipeline) decide(repository string, tags []string) Decision {
+	slices.Sort(tags)
+	tags = slices.Compact(slices.DeleteFunc(tags, func(t string) bool { return t == "" }))
+	if len(tags) == 0 {
+		tags = []string{""}
+	}
+	var sign, ignore *Decision
+	var verify []Decision
+	for _, tag := range tags {
+		d := p.policy.Decide(repository, tag)
+		switch d.Mode {
+		case ModeVerify:
+			if !slices.ContainsFunc(verify, func(v Decision) bool { return v.Rule == d.Rule }) {
+				verify = append(verify, d)
+			}
+		case ModeSign:
+			if sign == nil {
+				sign = &d
+			}
+		case ModeIgnore:
+			if ignore == nil {
+				ignore = &d
+			}
+		default:
+			return d // an unknown mode fails in one(), loudly
+		}
+	}
+	switch {
+	case len(verify) == 1:
+		return verify[0]
+	case len(verify) > 1:
+		names := make([]string, len(verify))
+		for i, v := range verify {
+			names[i] = v.Rule
+		}
+		return Decision{Rule: strings.Join(names, "+"), Mode: ModeVerify, Verify: func(ctx context.Context, ref name.Digest) (Check, error) {
+			var last Check
+			for _, v := range verify {
+				c, err := v.Verify(ctx, ref)
+				if err != nil || !c.OK {
+					if c.Reason != "" {
+						c.Reason = fmt.Sprintf("rule %q: %s", v.Rule, c.Reason)
+					}
+					return c, err
+				}
+				last = c
+			}
+			return last, nil
+		}}
+	case sign != nil:
+		return *sign
+	default:
+		return *ignore
+	}
 }
 
 // target is one digest to decide about, with what is known of it.
@@ -248,6 +320,10 @@ func (p *Pipeline) one(ctx context.Context, t target, d Decision, res Result) (R
 		sig, err := p.sign(ctx, t.ref)
 		if errors.Is(err, oci.ErrImmutableTag) {
 			v.Outcome, v.Reason = verdict.Rejected, "cannot write the signature: "+immutableHint
+			break
+		}
+		if errors.Is(err, oci.ErrNotSignatureImage) {
+			v.Outcome, v.Reason = verdict.Rejected, "cannot write the signature: "+err.Error()
 			break
 		}
 		if err != nil {
@@ -283,11 +359,18 @@ func (p *Pipeline) one(ctx context.Context, t target, d Decision, res Result) (R
 		att, err := p.attest(ctx, t.ref, d)
 		if errors.Is(err, oci.ErrImmutableTag) {
 			v.Outcome, v.Reason = verdict.Rejected, "cannot write the attestation: "+immutableHint
+		} else if errors.Is(err, oci.ErrNotSignatureImage) {
+			v.Outcome, v.Reason = verdict.Rejected, "cannot write the attestation: "+err.Error()
 		} else if err != nil {
 			return res, err
 		} else {
 			v.AttestationDigest = att.String()
 			res.Attestation = att.String()
+		}
+	}
+	if v.Outcome == verdict.Rejected && d.Mode == ModeVerify {
+		if err := p.revoke(ctx, t.ref); err != nil {
+			return res, err
 		}
 	}
 	got, changed, err := p.record(ctx, v)
@@ -296,6 +379,25 @@ func (p *Pipeline) one(ctx context.Context, t target, d Decision, res Result) (R
 	}
 	res.Outcome, res.Reason, res.Changed = string(got.Outcome), got.Reason, changed
 	return res, nil
+}
+
+// revoke withdraws signet's own signature and attestation from a digest it
+// rejected (signed earlier under a laxer rule, say), so that cosign and
+// Kyverno with signet's key agree with the verdict. Others' layers stay.
+func (p *Pipeline) revoke(ctx context.Context, ref name.Digest) error {
+	mine := func(l oci.Layer) bool {
+		return p.signer.SignedImage(ctx, ref, l.Content, l.Annotations[signing.SignatureAnnotation])
+	}
+	if _, err := p.reg.Remove(ctx, oci.SignatureTag(ref), signing.SimpleSigningMediaType, mine); err != nil && !errors.Is(err, oci.ErrNotSignatureImage) {
+		return fmt.Errorf("withdrawing signet's signature from %s: %w", ref, err)
+	}
+	att := func(l oci.Layer) bool {
+		return p.signer.AttestedImage(ctx, ref, l.Content, signing.VSAPredicateType)
+	}
+	if _, err := p.reg.Remove(ctx, oci.AttestationTag(ref), signing.DSSEMediaType, att); err != nil && !errors.Is(err, oci.ErrNotSignatureImage) {
+		return fmt.Errorf("withdrawing signet's attestation from %s: %w", ref, err)
+	}
+	return nil
 }
 
 const immutableHint = "the repository has immutable tags; set its tag mutability to IMMUTABLE_WITH_EXCLUSION with an exclusion for sha256-* so signature tags can be updated"
@@ -347,9 +449,22 @@ func (p *Pipeline) index(ctx context.Context, desc *remote.Descriptor, t target,
 	}
 	for _, m := range im.Manifests {
 		if !m.MediaType.IsImage() {
-			continue // nested indexes and attached artifacts are not platforms
+			continue // nested indexes are not platforms
+		}
+		if m.Platform != nil && m.Platform.OS == "unknown" {
+			continue // buildx attestation manifests (unknown/unknown)
 		}
 		child := t.ref.Context().Digest(m.Digest.String())
+		cd, err := p.reg.Get(ctx, child)
+		if errors.Is(err, oci.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return top, err
+		}
+		if kind, _, err := oci.Classify(cd.MediaType, cd.Manifest); err != nil || kind != oci.KindImage {
+			continue // an artifact listed in the index, not a platform image
+		}
 		ct := target{ref: child, mediaType: string(m.MediaType), index: t.ref.DigestStr(), platform: platformString(m.Platform), viaIndex: via, event: t.event}
 		unlock, err := p.store.Lock(ctx, ct.ref.Context().Name(), ct.ref.DigestStr(), p.lockTTL)
 		if err != nil {

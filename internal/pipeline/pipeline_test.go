@@ -445,3 +445,55 @@ func TestThrottling(t *testing.T) {
 		}
 	})
 }
+
+func TestIndexListingAnArtifact(t *testing.T) {
+	s := newStack(t, "")
+	ctx := context.Background()
+	img, _ := random.Image(128, 1)
+	ref := s.push(t, "team/odd", "1", img)
+	foreignSign(t, ref)
+	sigDesc, err := remote.Get(oci.SignatureTag(ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigImg, _ := sigDesc.Image()
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: sigImg, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	tag, _ := name.NewTag(s.host + "/team/odd:multi")
+	if err := remote.WriteIndex(tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := idx.Digest()
+	res, err := s.p.Handle(ctx, pushEvent(tag.Context().Digest(h.String()), "multi"))
+	if err != nil || res.Outcome != "SIGNED" || len(res.Platforms) != 1 {
+		t.Fatalf("Handle(index listing a signature manifest) = %+v, %v; want SIGNED with only the real platform", res, err)
+	}
+	sigRef := ref.Context().Digest(sigDesc.Digest.String())
+	if _, err := s.dyn.Store.Get(ctx, sigRef.Context().Name(), sigRef.DigestStr()); err == nil {
+		t.Errorf("the signature manifest listed in the index got a verdict")
+	}
+}
+
+func TestSignatureTagHoldingSomethingElse(t *testing.T) {
+	s := newStack(t, "")
+	ctx := context.Background()
+	img, _ := random.Image(128, 1)
+	ref := s.push(t, "team/squat", "1", img)
+	other, _ := random.Image(128, 1)
+	squat := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: other, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	if err := remote.WriteIndex(oci.SignatureTag(ref), squat); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := remote.Head(oci.SignatureTag(ref))
+
+	res, err := s.p.Handle(ctx, pushEvent(ref, "1"))
+	if err != nil || res.Outcome != "REJECTED" || !strings.Contains(res.Reason, "not hold a cosign signature image") {
+		t.Fatalf("Handle = %+v, %v; want REJECTED naming the squatted tag", res, err)
+	}
+	after, _ := remote.Head(oci.SignatureTag(ref))
+	if after.Digest != before.Digest {
+		t.Errorf("signet overwrote what was at the .sig tag: %s -> %s", before.Digest, after.Digest)
+	}
+}

@@ -301,3 +301,70 @@ func layersOf(t *testing.T, tag name.Tag) []v1.Descriptor {
 	}
 	return m.Layers
 }
+
+// TestTagScopedRules: a verdict belongs to the digest, so a tag-scoped verify
+// rule cannot be bypassed by pushing the same digest under another tag, and
+// signet withdraws its own signature from a digest it comes to reject.
+func TestTagScopedRules(t *testing.T) {
+	c2 := testenv.NewCosign(t, testenv.Cosign2Version)
+	_, vendorPub := c2.GenerateKeyPair(t)
+	pemBytes, err := os.ReadFile(vendorPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indent := "      " + strings.ReplaceAll(strings.TrimSpace(string(pemBytes)), "\n", "\n      ")
+	policy := "rules:\n  - name: releases\n    repositories: [\"team/*\"]\n    tags: [\"v*\"]\n    mode: verify\n    keys:\n    - |\n" + indent + "\ndefault:\n  mode: sign\n"
+	e := newEnv(t, policy)
+	ctx := context.Background()
+	signetPub := filepath.Join(t.TempDir(), "signet.pub")
+	if err := os.WriteFile(signetPub, e.kms.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	handle := func(sample, tag string, ref name.Digest) pipeline.Result {
+		t.Helper()
+		raw := testenv.Event(t, sample, "ev-"+tag, "team/app", ref.DigestStr(), tag)
+		res, err := e.h.Handle(ctx, raw)
+		if err != nil {
+			t.Fatalf("Handle(%s) = %v", tag, err)
+		}
+		return res
+	}
+
+	ref := e.push(t, "team/app", "dev")
+	if res := handle("push.json", "dev", ref); res.Outcome != "SIGNED" {
+		t.Fatalf("push as dev = %+v, want SIGNED by the default rule", res)
+	}
+	otherKey, otherPub := c2.GenerateKeyPair(t)
+	c2.Sign(t, otherKey, ref.String(), true) // an untrusted third party signs too
+
+	tag, _ := name.NewTag(e.host + "/team/app:v1")
+	desc, err := remote.Get(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(tag, desc); err != nil {
+		t.Fatal(err)
+	}
+	if res := handle("push.json", "v1", ref); res.Outcome != "REJECTED" || !strings.Contains(res.Reason, "untrusted key") {
+		t.Fatalf("push as v1 = %+v, want REJECTED by rule releases", res)
+	}
+	if _, code := c2.Verify(t, signetPub, ref.String()); code == 0 {
+		t.Errorf("cosign verify with signet's key still passes on a digest signet rejected")
+	}
+	if out, code := c2.Verify(t, otherPub, ref.String()); code != 0 {
+		t.Errorf("the third party's signature was lost when signet withdrew its own:\n%s", out)
+	}
+	// Re-delivering the dev push, or an untagged push, cannot bring it back.
+	for _, tg := range []string{"dev", ""} {
+		if res := handle("push.json", tg, ref); res.Outcome != "REJECTED" {
+			t.Errorf("push as %q after v1 = %+v, want REJECTED", tg, res)
+		}
+	}
+	if _, code := c2.Verify(t, signetPub, ref.String()); code == 0 {
+		t.Errorf("signet signed the rejected digest again")
+	}
+	v, _ := e.dyn.Store.Get(ctx, ref.Context().Name(), ref.DigestStr())
+	if v.Outcome != verdict.Rejected || len(v.Tags) != 2 {
+		t.Errorf("verdict = %+v, want REJECTED with tags dev and v1", v)
+	}
+}

@@ -124,8 +124,11 @@ func (s *DynamoStore) Record(ctx context.Context, v Verdict) (Verdict, bool, err
 		}
 		next := v
 		if exists {
-			if !v.EventTime.IsZero() && cur.EventTime.After(v.EventTime) && !sameDecision(cur, v) {
-				return cur, false, nil // stale event: a newer one already decided
+			// A push and a delete race: the newer event decides. (Pushes of
+			// one digest are decided over all its tags, so their order
+			// does not matter.)
+			if (cur.Outcome == Deleted || v.Outcome == Deleted) && cur.EventTime.After(v.EventTime) && !sameDecision(cur, v) {
+				return cur, false, nil
 			}
 			next.Tags = mergeTags(cur.Tags, v.Tags)
 			if cur.Outcome != Deleted && v.Outcome != Deleted && sameDecision(cur, v) && len(next.Tags) == len(cur.Tags) {
