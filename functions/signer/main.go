@@ -24,7 +24,7 @@ func main() {
 		fatal(err)
 	}
 	log.Info("signer ready", "version", version.Version, "key", cfg.KMSKey, "table", cfg.Table, "registry", cfg.Registry)
-	lambda.Start(signer.NewHandler(p, log).Handle)
+	lambda.Start(signer.NewHandler(p, log))
 }
 
 func fatal(err error) {

@@ -62,6 +62,12 @@ func Parse(raw []byte) (Target, error) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return Target{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	switch {
+	case ev.Source == "" || ev.DetailType == "" || ev.ID == "":
+		return Target{}, fmt.Errorf("%w: no source, detail-type or id: not an EventBridge event", ErrMalformed)
+	case ev.Time.IsZero():
+		return Target{}, fmt.Errorf("%w: event %s has no time", ErrMalformed, ev.ID)
+	}
 	d := ev.Detail
 	switch {
 	case ev.Source != Source:

@@ -59,7 +59,7 @@ func TestSampleEvents(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	base := `{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"result":"SUCCESS","action-type":"PUSH","repository-name":%s,"image-digest":%s,"image-tag":%s}}`
+	base := `{"id":"e","time":"2026-12-01T10:00:00Z","source":"aws.ecr","detail-type":"ECR Image Action","detail":{"result":"SUCCESS","action-type":"PUSH","repository-name":%s,"image-digest":%s,"image-tag":%s}}`
 	const d = `"sha256:9b2d3c1a0e7f6a5b4c3d2e1f00112233445566778899aabbccddeeff00112233"`
 	tests := []struct {
 		name, repo, digest, tag, want string
@@ -79,6 +79,14 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("Parse(%s) = %v, want a skip naming %s", raw, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseMalformed(t *testing.T) {
+	for _, raw := range []string{``, `null`, `{}`, `[]`, `{"source":"aws.ecr","detail-type":"ECR Image Action","id":"x"}`, `{not json`} {
+		if _, err := ecrevent.Parse([]byte(raw)); !errors.Is(err, ecrevent.ErrMalformed) {
+			t.Errorf("Parse(%q) = %v, want ErrMalformed", raw, err)
+		}
 	}
 }
 

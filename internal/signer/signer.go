@@ -137,6 +137,16 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (res pipeline
 	return res, nil
 }
 
+// Invoke implements aws-lambda-go's lambda.Handler, so that every payload,
+// even one that is not JSON, reaches Handle and its log line.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	res, err := h.Handle(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
 // eventID digs the id out of an event that did not parse fully.
 func eventID(raw []byte) string {
 	var e struct {

@@ -368,3 +368,18 @@ func TestTagScopedRules(t *testing.T) {
 		t.Errorf("verdict = %+v, want REJECTED with tags dev and v1", v)
 	}
 }
+
+func TestInvokeMalformed(t *testing.T) {
+	var logs bytes.Buffer
+	h := signer.NewHandler(nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	for _, raw := range []string{`{not json`, ``, `null`, `{}`} {
+		logs.Reset()
+		out, err := h.Invoke(context.Background(), []byte(raw))
+		if !errors.Is(err, ecrevent.ErrMalformed) || out != nil {
+			t.Errorf("Invoke(%q) = %s, %v; want ErrMalformed, so the platform retries and dead-letters it", raw, out, err)
+		}
+		if !strings.Contains(logs.String(), `"msg":"event rejected"`) {
+			t.Errorf("Invoke(%q) logged %q, want an 'event rejected' line", raw, logs.String())
+		}
+	}
+}

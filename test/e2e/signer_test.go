@@ -79,7 +79,7 @@ func invoke(t *testing.T, url string, ev []byte) pipeline.Result {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	var res pipeline.Result
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || json.Unmarshal(body, &res) != nil {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || bytes.Contains(body, []byte(`"errorMessage"`)) || json.Unmarshal(body, &res) != nil {
 		t.Fatalf("signer answered %d %s: %s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
 	}
 	return res
@@ -158,6 +158,19 @@ func TestSignOnPushUnderLambdaRuntime(t *testing.T) {
 	}
 	if after := tags(t, ref.Context()); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("tags changed after signet's own pushes: %v -> %v", before, after)
+	}
+
+	// Input that is not an event comes back as a function error: Lambda
+	// retries it and the on-failure destination keeps it.
+	resp, err := http.Post(s.lambdas[2], "application/json", strings.NewReader("{not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The emulator answers 200 with the function's error object.
+	if !strings.Contains(string(body), `"errorMessage":"malformed event`) {
+		t.Errorf("malformed event: answer %d %s, want the function's error, so the event is handed back", resp.StatusCode, body)
 	}
 
 	// The same event 10 times, then 10 times concurrently across 5 execution
