@@ -5,7 +5,7 @@
 #   DynamoDB  dynalite, with the verdict table
 #   Lambda    the signer's bootstrap under the Lambda runtime interface emulator
 # and writes .local/stack.env (sourceable exports). Ports start at
-# SIGNET_STACK_PORT (default 55000). State lives in .local/.
+# SIGNET_STACK_PORT (default 27100, below the ephemeral port range). State lives in .local/.
 #
 #   scripts/stack.sh up | down | status
 set -euo pipefail
@@ -14,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tools=${SIGNET_TOOLS:-$HOME/.cache/signet/tools}
 local_dir=$root/.local
-base=${SIGNET_STACK_PORT:-55000}
+base=${SIGNET_STACK_PORT:-27100}
 reg_port=$base kms_port=$((base + 1)) dyn_port=$((base + 2)) rie_port=$((base + 3)) rapi_port=$((base + 4))
 alias_name=alias/signet
 table=signet-verdicts
@@ -54,6 +54,12 @@ down() {
 
 up() {
   down
+  for p in $reg_port $kms_port $dyn_port $rie_port $rapi_port; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      say "port $p on 127.0.0.1 is in use: stop what holds it, or set SIGNET_STACK_PORT to another base"
+      exit 1
+    fi
+  done
   rm -rf "$local_dir"
   mkdir -p "$local_dir"/{logs,pids,registry,kms}
   bash scripts/tools.sh base
