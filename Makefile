@@ -42,9 +42,12 @@ e2e-signer: ## the signer's bootstrap under aws-lambda-rie on docker-registry, c
 cosign: ## build cosign v2.6.5 and v3.1.3 once (cached under $(TOOLS))
 	bash scripts/tools.sh cosign
 
-fuzz: ## fuzz the event, policy and admission parsers for FUZZTIME each (default 30s)
+fuzz: ## fuzz every parser of outside input for FUZZTIME each (default 30s); seeds run in make test
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/ecrevent/
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/policy/
+	go test -run '^$$' -fuzz '^FuzzBundle$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/verify/
+	go test -run '^$$' -fuzz '^FuzzLegacy$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/verify/
+	go test -run '^$$' -fuzz '^FuzzReview$$' -fuzztime $(or $(FUZZTIME),30s) ./internal/admission/
 
 clean:
 	rm -rf bin dist .local cdk.out infra/cdk.out
