@@ -227,7 +227,7 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 		res.Outcome, res.Reason = Skipped, fmt.Sprintf("policy rule %q ignores this repository", d.Rule)
 		return res, nil
 	}
-	tgt := target{ref: ref, mediaType: string(desc.MediaType), tag: t.Tag, event: t}
+	tgt := target{ref: ref, mediaType: string(desc.MediaType), tag: t.Tag, event: t, prev: cur}
 	if kind == oci.KindIndex {
 		return p.index(ctx, desc, tgt, d, res)
 	}
@@ -303,6 +303,7 @@ type target struct {
 	platform  string
 	viaIndex  *Check // the index's verification, for platform manifests
 	event     ecrevent.Target
+	prev      verdict.Verdict // the stored verdict, read under the lease (zero if none)
 }
 
 // one signs or verifies one digest and records its verdict.
@@ -373,7 +374,7 @@ func (p *Pipeline) one(ctx context.Context, t target, d Decision, res Result) (R
 			return res, err
 		}
 	}
-	got, changed, err := p.record(ctx, v)
+	got, changed, err := p.record(ctx, v, t.prev)
 	if err != nil {
 		return res, err
 	}
@@ -406,19 +407,12 @@ const immutableHint = "the repository has immutable tags; set its tag mutability
 // not: a platform manifest pushed on its own keeps its link to its index, and
 // a verdict reached through a verified index is not overturned by the
 // platform manifest's own (unsigned) push.
-func (p *Pipeline) record(ctx context.Context, v verdict.Verdict) (verdict.Verdict, bool, error) {
-	if v.IndexDigest == "" {
-		cur, err := p.store.Get(ctx, v.Repository, v.Digest)
-		switch {
-		case errors.Is(err, verdict.ErrNotFound):
-		case err != nil:
-			return verdict.Verdict{}, false, err
-		case cur.IndexDigest != "" && cur.Outcome != verdict.Deleted:
-			if cur.Allowed() && !v.Allowed() {
-				return cur, false, nil
-			}
-			v.IndexDigest, v.Platform = cur.IndexDigest, cur.Platform
+func (p *Pipeline) record(ctx context.Context, v verdict.Verdict, prev verdict.Verdict) (verdict.Verdict, bool, error) {
+	if v.IndexDigest == "" && prev.IndexDigest != "" && prev.Outcome != verdict.Deleted {
+		if prev.Allowed() && !v.Allowed() {
+			return prev, false, nil
 		}
+		v.IndexDigest, v.Platform = prev.IndexDigest, prev.Platform
 	}
 	return p.store.Record(ctx, v)
 }
