@@ -51,6 +51,7 @@ func parseWebhookFlags(args []string, stderr io.Writer) (webhookConfig, error) {
 	failure := fs.String("failure-policy", "closed", "when verdicts cannot be read: closed (deny) or open (admit with a warning)")
 	fs.StringVar(&c.tags, "tags", "deny", "images given by tag alone: deny (ask to pin by digest) or resolve (ask the registry)")
 	fs.BoolVar(&c.pinTags, "pin-tags", false, "also serve POST /mutate, which rewrites tags whose digest has a passing verdict to IMAGE@DIGEST (asks the registry)")
+	breakglassGroups := fs.String("breakglass-groups", "", "comma-separated users or groups whose requests may use the breakglass annotation (default: none, breakglass off)")
 	include := fs.String("include-namespaces", "", "comma-separated namespace patterns to check (default: all)")
 	exclude := fs.String("exclude-namespaces", "kube-system", "comma-separated namespace patterns never checked")
 	fs.StringVar(&c.policy.Breakglass, "breakglass-annotation", admission.DefaultBreakglass, `annotation whose non-empty value (the reason) admits an object, logged; "-" turns it off`)
@@ -78,6 +79,7 @@ func parseWebhookFlags(args []string, stderr io.Writer) (webhookConfig, error) {
 	c.policy.Mode = admission.Mode(*mode)
 	c.policy.FailurePolicy = admission.FailurePolicy(*failure)
 	c.policy.IncludeNamespaces = splitList(*include)
+	c.policy.BreakglassGroups = splitList(*breakglassGroups)
 	c.policy.ExcludeNamespaces = splitList(*exclude)
 	return c, c.policy.Validate()
 }

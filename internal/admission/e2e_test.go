@@ -88,7 +88,7 @@ func TestE2E(t *testing.T) {
 		return admission.NewHandler(rv)
 	}
 	sw := &swapHandler{}
-	sw.set(handler(admission.Config{Timeout: 3 * time.Second}))
+	sw.set(handler(admission.Config{Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestE2E(t *testing.T) {
 	}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	pinner, err := admission.NewPinner(admission.Config{Timeout: 3 * time.Second},
+	pinner, err := admission.NewPinner(admission.Config{Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}},
 		admission.NewChecker(d.Store, admission.WithResolver(imageref.NewRemoteResolver())))
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +192,8 @@ func TestE2E(t *testing.T) {
 		denied(t, create("team-a", "tagged", reg+"/team/api:v1", nil), "not pinned by digest", reg+"/team/api:v1@sha256:<digest>")
 	})
 	t.Run("tag-only image is resolved when configured", func(t *testing.T) {
-		sw.set(handler(admission.Config{Timeout: 3 * time.Second}, admission.WithResolver(imageref.NewRemoteResolver())))
-		defer sw.set(handler(admission.Config{Timeout: 3 * time.Second}))
+		sw.set(handler(admission.Config{Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}}, admission.WithResolver(imageref.NewRemoteResolver())))
+		defer sw.set(handler(admission.Config{Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}}))
 		if err := create("team-a", "tagged", reg+"/team/api:v1", nil); err != nil {
 			t.Fatalf("tag of a signed digest, resolution on: %v", err)
 		}
@@ -250,8 +250,8 @@ func TestE2E(t *testing.T) {
 		}
 	})
 	t.Run("warn mode admits with warnings", func(t *testing.T) {
-		sw.set(handler(admission.Config{Mode: admission.Warn, Timeout: 3 * time.Second}))
-		defer sw.set(handler(admission.Config{Timeout: 3 * time.Second}))
+		sw.set(handler(admission.Config{Mode: admission.Warn, Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}}))
+		defer sw.set(handler(admission.Config{Timeout: 3 * time.Second, BreakglassGroups: []string{"system:masters"}}))
 		warnings.reset()
 		if err := create("team-a", "warned", rejectedImg, nil); err != nil {
 			t.Fatalf("warn mode: %v", err)

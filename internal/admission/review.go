@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,12 @@ type Config struct {
 	// Breakglass is the annotation key that lets an object through
 	// (DefaultBreakglass if empty); "-" turns breakglass off.
 	Breakglass string
+	// BreakglassGroups are the users and groups (as the API server
+	// authenticated them) whose requests may use the breakglass annotation.
+	// Empty, the default, turns breakglass off: an annotation is something
+	// anyone who may edit the object can set, so it is honoured only for
+	// these requesters.
+	BreakglassGroups []string
 	// Timeout bounds the look-ups of one request, so the webhook answers
 	// (and its failure policy applies) before the API server gives up.
 	Timeout time.Duration
@@ -196,7 +203,7 @@ func (r *Reviewer) review(ctx context.Context, req *admissionv1.AdmissionRequest
 	}
 	attrs := []slog.Attr{slog.Any("images", logged)}
 
-	if reason, ok := r.breakglass(obj); ok {
+	if reason, ok := r.breakglass(req, obj); ok {
 		resp := allow()
 		resp.Warnings = []string{fmt.Sprintf("signet: breakglass %q: admitted without verdict checks; this is logged", reason)}
 		attrs = append(attrs, slog.String("breakglass", reason),
@@ -287,8 +294,10 @@ func (c *Config) checks(req *admissionv1.AdmissionRequest) bool {
 	return c.namespaceChecked(req.Namespace)
 }
 
-func (r *Reviewer) breakglass(obj Object) (string, bool) {
-	if r.cfg.Breakglass == "-" {
+func (r *Reviewer) breakglass(req *admissionv1.AdmissionRequest, obj Object) (string, bool) {
+	if r.cfg.Breakglass == "-" || !slices.ContainsFunc(r.cfg.BreakglassGroups, func(g string) bool {
+		return g == req.UserInfo.Username || slices.Contains(req.UserInfo.Groups, g)
+	}) {
 		return "", false
 	}
 	reason, ok := obj.Annotations[r.cfg.Breakglass]

@@ -140,8 +140,12 @@ func TestImageForms(t *testing.T) {
 		{name: "namespace not excluded", fixture: "pod-excluded.json", msg: []string{"REJECTED"}},
 		{name: "namespace outside include list", fixture: "pod-excluded.json", cfg: admission.Config{IncludeNamespaces: []string{"team-*"}}, allowed: true},
 		{name: "namespace in include list", fixture: "pod-rejected.json", cfg: admission.Config{IncludeNamespaces: []string{"team-*"}}, msg: []string{"REJECTED"}},
-		{name: "breakglass", fixture: "pod-breakglass.json", allowed: true,
+		{name: "breakglass", fixture: "pod-breakglass.json", cfg: admission.Config{BreakglassGroups: []string{"system:masters"}}, allowed: true,
 			warn: []string{`breakglass "INC-4711: hotfix while signer is down"`}},
+		{name: "breakglass by a user allowed by name", fixture: "pod-breakglass.json", cfg: admission.Config{BreakglassGroups: []string{"kubernetes-admin"}}, allowed: true,
+			warn: []string{`breakglass "INC-4711`}},
+		{name: "breakglass off by default", fixture: "pod-breakglass.json", msg: []string{"REJECTED"}},
+		{name: "breakglass by someone not allowed", fixture: "pod-breakglass.json", cfg: admission.Config{BreakglassGroups: []string{"sre-oncall"}}, msg: []string{"REJECTED"}},
 		{name: "breakglass turned off", fixture: "pod-breakglass.json", cfg: admission.Config{Breakglass: "-"}, msg: []string{"REJECTED"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,7 +172,7 @@ func TestDecisionLog(t *testing.T) {
 		{"pod-digest.json", admission.Config{}, "allowed", "INFO", ""},
 		{"pod-rejected.json", admission.Config{}, "denied", "WARN", "critical CVE"},
 		{"pod-rejected.json", admission.Config{Mode: admission.Audit}, "audited", "WARN", "critical CVE"},
-		{"pod-breakglass.json", admission.Config{}, "breakglass", "WARN", "INC-4711"},
+		{"pod-breakglass.json", admission.Config{BreakglassGroups: []string{"system:masters"}}, "breakglass", "WARN", "INC-4711"},
 		{"pod-excluded.json", admission.Config{ExcludeNamespaces: []string{"kube-system"}}, "", "", ""},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.cfg.Mode), func(t *testing.T) {
@@ -217,7 +221,7 @@ func TestStoreDown(t *testing.T) {
 	assertResponse(t, "warm", post(t, cachedURL, fixture(t, "pod-digest.json", "")), true, nil, nil)
 
 	d.Stop()
-	closed := serve(t, newReviewer(t, d.Store, admission.Config{Timeout: 2 * time.Second}, nil))
+	closed := serve(t, newReviewer(t, d.Store, admission.Config{Timeout: 2 * time.Second, BreakglassGroups: []string{"system:masters"}}, nil))
 	open := serve(t, newReviewer(t, d.Store, admission.Config{Timeout: 2 * time.Second, FailurePolicy: admission.FailOpen}, nil))
 
 	assertResponse(t, "closed", post(t, closed, fixture(t, "pod-digest.json", "")), false,
