@@ -169,7 +169,6 @@ func grants(t *testing.T, s *synthesized, roleID string) map[string][]string {
 func TestSignerPermissions(t *testing.T) {
 	s := full(t)
 	table := "${" + logicalID(t, s, "AWS::DynamoDB::Table", "Verdicts") + ".Arn}"
-	index := table + "/index/by-digest"
 	key := "${" + logicalID(t, s, "AWS::KMS::Key", "SigningKey") + ".Arn}"
 	logs := "${" + logicalID(t, s, "AWS::Logs::LogGroup", "SignerLogs") + ".Arn}"
 	queue := "${" + logicalID(t, s, "AWS::SQS::Queue", "FailedInvocationQueue") + ".Arn}"
@@ -185,7 +184,6 @@ func TestSignerPermissions(t *testing.T) {
 		"dynamodb:GetItem":          {table},
 		"dynamodb:PutItem":          {table},
 		"dynamodb:DeleteItem":       {table},
-		"dynamodb:Query":            sorted(table, index),
 		"logs:CreateLogStream":      {logs},
 		"logs:PutLogEvents":         {logs},
 		// The on-failure destination: Lambda sends failed invocations with the function's role.
@@ -207,7 +205,6 @@ func TestWebhookPermissions(t *testing.T) {
 	table := "${" + logicalID(t, s, "AWS::DynamoDB::Table", "Verdicts") + ".Arn}"
 	want := map[string][]string{
 		"dynamodb:GetItem": {table},
-		"dynamodb:Query":   sorted(table, table+"/index/by-digest"),
 	}
 	if got := grants(t, s, "WebhookRole"); !reflect.DeepEqual(got, want) {
 		t.Errorf("webhook role grants:\n got %v\nwant %v", got, want)

@@ -100,7 +100,6 @@ var signerECRActions = []string{
 	"ecr:UploadLayerPart",
 	"ecr:CompleteLayerUpload",
 	"ecr:PutImage",
-	"ecr:DescribeImages",
 }
 
 // Signet is the whole service in one stack. Its fields are the resources
@@ -149,8 +148,9 @@ func NewSignet(scope constructs.Construct, cfg Config) *Signet {
 }
 
 // addSigningKey creates the ECC signing key, or refers to the one named in
-// the context. A created key's policy lets only the signer role sign; the
-// account keeps administration, so IAM policies cannot grant signing.
+// the context. A created key's policy grants kms:Sign to the signer role
+// only, so IAM policies alone cannot grant signing; the account keeps
+// administration (kms:PutKeyPolicy), which docs/deploy.md says to restrict.
 func (s *Signet) addSigningKey() {
 	if s.cfg.KeyArn != "" {
 		s.SigningKey = awskms.Key_FromKeyArn(s.Stack, jsii.String("SigningKey"), jsii.String(s.cfg.KeyArn))
@@ -225,10 +225,6 @@ func (s *Signet) addTable() {
 	})
 }
 
-// indexArn is the ARN of the by-digest index.
-func (s *Signet) indexArn() *string {
-	return awscdk.Fn_Join(jsii.String(""), &[]*string{s.Table.TableArn(), jsii.String("/index/" + indexName)})
-}
 
 // repositoryArns are the ARNs of the repositories the signer may sign in.
 func (s *Signet) repositoryArns() *[]*string {
@@ -298,8 +294,9 @@ func (s *Signet) addSigner() {
 	add("ReadAndSignImages", signerECRActions, *s.repositoryArns()...)
 	// GetAuthorizationToken has no resource type: "*" is the only form IAM accepts.
 	add("RegistryLogin", []string{"ecr:GetAuthorizationToken"}, jsii.String("*"))
-	add("RecordVerdicts", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"}, s.Table.TableArn())
-	add("FindVerdictsByDigest", []string{"dynamodb:Query"}, s.indexArn())
+	// GetItem and PutItem for verdicts and audit items, PutItem and
+	// DeleteItem for the per-digest lease: nothing the signer does queries.
+	add("RecordVerdicts", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, s.Table.TableArn())
 }
 
 // addRule routes successful pushes and deletes in the configured
@@ -354,15 +351,12 @@ func (s *Signet) addWebhookRole() {
 		AssumedBy:   awsiam.NewCompositePrincipal(principals...),
 		Description: jsii.String("signet admission webhook: reads verdicts"),
 	})
+	// The webhook reads one verdict item by key: GetItem only, so it can
+	// read neither the audit trail nor the leases in bulk.
 	s.WebhookRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadVerdicts"),
-		Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:Query"),
+		Actions:   jsii.Strings("dynamodb:GetItem"),
 		Resources: &[]*string{s.Table.TableArn()},
-	}))
-	s.WebhookRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("FindVerdictsByDigest"),
-		Actions:   jsii.Strings("dynamodb:Query"),
-		Resources: &[]*string{s.indexArn()},
 	}))
 }
 

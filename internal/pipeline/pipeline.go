@@ -176,6 +176,9 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 	host := p.registry
 	if host == "" {
 		host = fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", t.Account, t.Region)
+		if strings.HasPrefix(t.Region, "cn-") {
+			host += ".cn" // the aws-cn partition
+		}
 		if !ecrauth.IsECR(host) {
 			return Result{Outcome: Skipped, Reason: fmt.Sprintf("account %q and region %q do not name an ECR registry", t.Account, t.Region)}, nil
 		}
@@ -186,11 +189,11 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 	}
 	res := Result{Repository: ref.Context().Name(), Digest: t.Digest, Tag: t.Tag}
 
-	unlock, err := p.store.Lock(ctx, res.Repository, t.Digest, p.lockTTL)
+	unlock, err := p.lock(ctx, res.Repository, t.Digest)
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = unlock(context.WithoutCancel(ctx)) }()
+	defer unlock()
 
 	if t.Action == ecrevent.ActionDel {
 		return p.deleted(ctx, ref, t, res)
@@ -232,6 +235,26 @@ func (p *Pipeline) Handle(ctx context.Context, t ecrevent.Target) (Result, error
 		return p.index(ctx, desc, tgt, d, res)
 	}
 	return p.one(ctx, tgt, d, res)
+}
+
+// lock takes the lease on a digest. The lease lasts no longer than the work
+// may (ctx's deadline, a few seconds more), so a worker that dies holding it
+// delays a retry by seconds, not minutes; releasing it gets a second of its
+// own, whatever is left of ctx.
+func (p *Pipeline) lock(ctx context.Context, repository, digest string) (func(), error) {
+	ttl := p.lockTTL
+	if dl, ok := ctx.Deadline(); ok {
+		ttl = min(ttl, time.Until(dl)+5*time.Second)
+	}
+	release, err := p.store.Lock(ctx, repository, digest, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = release(rctx) // an unreleased lease expires by itself
+	}, nil
 }
 
 // decide applies the policy to every tag the digest is known by, and takes
@@ -460,12 +483,12 @@ func (p *Pipeline) index(ctx context.Context, desc *remote.Descriptor, t target,
 			continue // an artifact listed in the index, not a platform image
 		}
 		ct := target{ref: child, mediaType: string(m.MediaType), index: t.ref.DigestStr(), platform: platformString(m.Platform), viaIndex: via, event: t.event}
-		unlock, err := p.store.Lock(ctx, ct.ref.Context().Name(), ct.ref.DigestStr(), p.lockTTL)
+		unlock, err := p.lock(ctx, ct.ref.Context().Name(), ct.ref.DigestStr())
 		if err != nil {
 			return top, err
 		}
 		cr, err := p.one(ctx, ct, d, Result{Repository: ct.ref.Context().Name(), Digest: ct.ref.DigestStr()})
-		_ = unlock(context.WithoutCancel(ctx))
+		unlock()
 		if err != nil {
 			return top, fmt.Errorf("platform %s of %s: %w", ct.platform, t.ref, err)
 		}
