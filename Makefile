@@ -19,6 +19,7 @@ all: build
 
 tools: ## install the emulators, registry and cosign (cached under $(TOOLS))
 	bash scripts/tools.sh base
+	bash scripts/tools.sh cosign
 
 build: ## build the CLI for this machine
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/signet ./cmd/signet
