@@ -8,10 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -90,13 +88,6 @@ func (s *Signer) KeyID() string { return s.keyID }
 
 // PublicKeyPEM is the signer's public key, PEM encoded, as cosign --key takes it.
 func (s *Signer) PublicKeyPEM() []byte { return s.pem }
-
-// Fingerprint is sha256 of the DER public key, hex: a stable key identity.
-func (s *Signer) Fingerprint() string {
-	der, _ := x509.MarshalPKIXPublicKey(s.pub)
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
 
 // ImagePayload is the cosign simple-signing payload for ref, with
 // docker-reference = registry/repository and docker-manifest-digest = digest.
