@@ -45,6 +45,12 @@ const (
 const (
 	ecrSource     = "aws.ecr"
 	ecrDetailType = "ECR Image Action"
+	// signatureTagPrefix starts every tag cosign-style signing writes:
+	// signet's own sha256-<hex>.sig and .att, cosign's .sbom, and cosign
+	// v3's referrers fallback tag sha256-<hex>. The rule drops pushes and
+	// deletes of such tags, so signing an image does not invoke the signer
+	// again for the two tags it pushes.
+	signatureTagPrefix = "sha256-"
 )
 
 // Timing of delivery and retries. EventBridge retries only failures to hand
@@ -225,7 +231,6 @@ func (s *Signet) addTable() {
 	})
 }
 
-
 // repositoryArns are the ARNs of the repositories the signer may sign in.
 func (s *Signet) repositoryArns() *[]*string {
 	var arns []*string
@@ -299,18 +304,36 @@ func (s *Signet) addSigner() {
 	add("RecordVerdicts", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, s.Table.TableArn())
 }
 
-// addRule routes successful pushes and deletes in the configured
-// repositories to the signer.
-func (s *Signet) addRule() {
+// ruleDetail is the rule's pattern for the event's detail: successful
+// pushes and deletes, in the repositories repositoryFilter names (all when
+// it is empty), except those of a tag starting with signatureTagPrefix.
+// An event without an image-tag (an untagged push, such as a platform
+// manifest of an index) still matches. Filtering tags here only saves
+// invocations: the signer still tells a signature from an image by its
+// manifest, so loop safety does not depend on the rule.
+func ruleDetail(repositoryFilter []interface{}) map[string]interface{} {
 	detail := map[string]interface{}{
 		"action-type": []interface{}{"PUSH", "DELETE"},
 		"result":      []interface{}{"SUCCESS"},
+		"$or": []interface{}{
+			map[string]interface{}{"image-tag": []interface{}{map[string]interface{}{"exists": false}}},
+			map[string]interface{}{"image-tag": []interface{}{
+				map[string]interface{}{"anything-but": map[string]interface{}{"prefix": signatureTagPrefix}},
+			}},
+		},
 	}
-	if f := s.cfg.RepositoryFilter(); len(f) > 0 {
-		detail["repository-name"] = f
+	if len(repositoryFilter) > 0 {
+		detail["repository-name"] = repositoryFilter
 	}
+	return detail
+}
+
+// addRule routes successful pushes and deletes in the configured
+// repositories to the signer, leaving out signature tags (see ruleDetail).
+func (s *Signet) addRule() {
+	detail := ruleDetail(s.cfg.RepositoryFilter())
 	s.Rule = awsevents.NewRule(s.Stack, jsii.String("ImageActions"), &awsevents.RuleProps{
-		Description: jsii.String("signet: ECR pushes and deletes to sign or record"),
+		Description: jsii.String("signet: ECR pushes and deletes to sign or record, except of sha256-* signature tags"),
 		EventPattern: &awsevents.EventPattern{
 			Source:     jsii.Strings(ecrSource),
 			DetailType: jsii.Strings(ecrDetailType),

@@ -262,6 +262,10 @@ func TestEventRule(t *testing.T) {
 				"action-type":     []interface{}{"PUSH", "DELETE"},
 				"result":          []interface{}{"SUCCESS"},
 				"repository-name": []interface{}{map[string]interface{}{"prefix": "team/"}, "base-images"},
+				"$or": []interface{}{
+					map[string]interface{}{"image-tag": []interface{}{map[string]interface{}{"exists": false}}},
+					map[string]interface{}{"image-tag": []interface{}{map[string]interface{}{"anything-but": map[string]interface{}{"prefix": "sha256-"}}}},
+				},
 			},
 		},
 		"Targets": []interface{}{map[string]interface{}{
