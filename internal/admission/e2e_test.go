@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -397,42 +399,28 @@ func startKube(t *testing.T) (*kubernetes.Clientset, *warningSink) {
 	return cs, warnings
 }
 
-// registerWebhook creates the ValidatingWebhookConfiguration, shaped like
-// deploy/webhook.yaml but calling url directly.
+// registerWebhook creates the ValidatingWebhookConfiguration of
+// deploy/webhook.yaml, as shipped, with only its clientConfig pointed at url
+// (the test's webhook runs outside the cluster) and the CA bundle that
+// cert-manager would inject.
 func registerWebhook(t *testing.T, cs *kubernetes.Clientset, url string, caBundle []byte) {
 	t.Helper()
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	scope := admissionregistrationv1.NamespacedScope
-	timeout := int32(5)
-	_, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(context.Background(),
-		&admissionregistrationv1.ValidatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: "signet-e2e"},
-			Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-				Name:                    "verdict.signet.dev",
-				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
-				FailurePolicy:           &fail,
-				SideEffects:             &none,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: []string{"v1"},
-				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
-					Values: []string{"kube-system", "signet-system"},
-				}}},
-				Rules: []admissionregistrationv1.RuleWithOperations{{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-					Rule: admissionregistrationv1.Rule{
-						APIGroups:   []string{"", "apps", "batch"},
-						APIVersions: []string{"v1"},
-						Resources: []string{"pods", "pods/ephemeralcontainers", "replicationcontrollers", "deployments",
-							"replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"},
-						Scope: &scope,
-					},
-				}},
-			}},
-		}, metav1.CreateOptions{})
+	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "deploy", "webhook.yaml"))
 	if err != nil {
-		t.Fatalf("creating the ValidatingWebhookConfiguration: %v", err)
+		t.Fatal(err)
+	}
+	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+		t.Fatalf("deploy/webhook.yaml: %v", err)
+	}
+	if len(cfg.Webhooks) != 1 {
+		t.Fatalf("deploy/webhook.yaml has %d webhooks, want 1", len(cfg.Webhooks))
+	}
+	cfg.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	cfg.Name = "signet-e2e" // the dry-run check of deploy/ below creates "signet" too
+	cfg.Annotations = nil   // no cert-manager here
+	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(context.Background(), &cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the ValidatingWebhookConfiguration of deploy/webhook.yaml: %v", err)
 	}
 }
 

@@ -345,6 +345,8 @@ func deny(code int32, msg string) *admissionv1.AdmissionResponse {
 	reason := metav1.StatusReasonForbidden
 	if code == http.StatusBadRequest {
 		reason = metav1.StatusReasonBadRequest
+	} else if code == http.StatusRequestEntityTooLarge {
+		reason = metav1.StatusReasonRequestEntityTooLarge
 	} else if code >= 500 {
 		reason = metav1.StatusReasonInternalError
 	}
