@@ -6,7 +6,7 @@ TOOLS ?= $(HOME)/.cache/signet/tools
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/signet-dev/signet/internal/version.Version=$(VERSION)
 
-.PHONY: all build lambda tools cosign test test-go e2e e2e-signer demo bench stack-up stack-down synth deploy fuzz clean
+.PHONY: all build image lambda tools cosign test test-go e2e e2e-signer demo bench stack-up stack-down synth deploy fuzz clean
 
 # Each area adds its own targets in mk/*.mk and appends to EXTRA_TESTS,
 # EXTRA_E2E and EXTRA_BENCH, which the targets below run.
@@ -23,6 +23,10 @@ tools: ## install the emulators, registry and cosign (cached under $(TOOLS))
 
 build: ## build the CLI for this machine
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/signet ./cmd/signet
+
+image: ## build and push the webhook image (IMAGE=registry/repo:tag), no Docker needed
+	@test -n "$(IMAGE)" || { echo 'make image: set IMAGE, e.g. IMAGE=<account>.dkr.ecr.<region>.amazonaws.com/signet-webhook:<version>' >&2; exit 2; }
+	go run ./cmd/signet-image -image '$(IMAGE)' -version '$(VERSION)'
 
 lambda: ## build the signer Lambda for provided.al2023 on arm64
 	mkdir -p dist/signer
