@@ -268,23 +268,13 @@ func TestImageIndex(t *testing.T) {
 	ctx := context.Background()
 	amd, _ := random.Image(128, 1)
 	arm, _ := random.Image(128, 1)
-	idx := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
-	)
-	tag, err := name.NewTag(s.host + "/team/multi:1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(tag, idx); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := idx.Digest()
-	ref := tag.Context().Digest(h.String())
+	ref := testenv.PushIndex(t, s.host, "team/multi", "1.0",
+		testenv.IndexEntry{Image: amd, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}},
+		testenv.IndexEntry{Image: arm, Platform: v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}})
 
 	// A platform manifest's own untagged push may come first.
 	ah, _ := arm.Digest()
-	armRef := tag.Context().Digest(ah.String())
+	armRef := ref.Context().Digest(ah.String())
 	if res, err := s.p.Handle(ctx, pushEvent(armRef, "")); err != nil || res.Outcome != "SIGNED" {
 		t.Fatalf("Handle(untagged platform manifest) = %+v, %v", res, err)
 	}
@@ -301,7 +291,7 @@ func TestImageIndex(t *testing.T) {
 		platform string
 	}{{amd, "linux/amd64"}, {arm, "linux/arm64/v8"}} {
 		d, _ := child.img.Digest()
-		cref := tag.Context().Digest(d.String())
+		cref := ref.Context().Digest(d.String())
 		v, err := s.dyn.Store.Get(ctx, cref.Context().Name(), cref.DigestStr())
 		if err != nil {
 			t.Fatal(err)
@@ -457,16 +447,10 @@ func TestIndexListingAnArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 	sigImg, _ := sigDesc.Image()
-	idx := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: sigImg, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
-	)
-	tag, _ := name.NewTag(s.host + "/team/odd:multi")
-	if err := remote.WriteIndex(tag, idx); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := idx.Digest()
-	res, err := s.p.Handle(ctx, pushEvent(tag.Context().Digest(h.String()), "multi"))
+	idx := testenv.PushIndex(t, s.host, "team/odd", "multi",
+		testenv.IndexEntry{Image: img, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}},
+		testenv.IndexEntry{Image: sigImg, Platform: v1.Platform{OS: "linux", Architecture: "arm64"}})
+	res, err := s.p.Handle(ctx, pushEvent(idx, "multi"))
 	if err != nil || res.Outcome != "SIGNED" || len(res.Platforms) != 1 {
 		t.Fatalf("Handle(index listing a signature manifest) = %+v, %v; want SIGNED with only the real platform", res, err)
 	}

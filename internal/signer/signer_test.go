@@ -13,8 +13,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -255,16 +253,9 @@ func TestVerifyMode(t *testing.T) {
 	t.Run("signed index verifies its platforms", func(t *testing.T) {
 		amd, _ := random.Image(128, 1)
 		arm, _ := random.Image(128, 1)
-		idx := mutate.AppendManifests(empty.Index,
-			mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-			mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}},
-		)
-		tag, _ := name.NewTag(e.host + "/vendor/multi:2")
-		if err := remote.WriteIndex(tag, idx); err != nil {
-			t.Fatal(err)
-		}
-		h, _ := idx.Digest()
-		ref := tag.Context().Digest(h.String())
+		ref := testenv.PushIndex(t, e.host, "vendor/multi", "2",
+			testenv.IndexEntry{Image: amd, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}},
+			testenv.IndexEntry{Image: arm, Platform: v1.Platform{OS: "linux", Architecture: "s390x"}})
 		c2.Sign(t, vendorKey, ref.String(), true) // cosign signs the index only
 		res := handle(t, ref, "2")
 		if res.Outcome != "VERIFIED" || len(res.Platforms) != 2 {
@@ -277,7 +268,7 @@ func TestVerifyMode(t *testing.T) {
 		}
 		// The s390x manifest's own untagged push, after the index: no contradiction.
 		ah, _ := arm.Digest()
-		armRef := tag.Context().Digest(ah.String())
+		armRef := ref.Context().Digest(ah.String())
 		raw := event(t, "push-untagged.json", "vendor/multi", armRef.DigestStr())
 		if _, err := e.h.Handle(ctx, raw); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -121,4 +123,33 @@ func Event(t testing.TB, sample, id, repo, digest, tag string) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// IndexEntry is one manifest of an index pushed by PushIndex.
+type IndexEntry struct {
+	Image    v1.Image
+	Platform v1.Platform
+}
+
+// PushIndex writes an image index of entries to host/repo:tag and returns
+// its digest reference.
+func PushIndex(t testing.TB, host, repo, tag string, entries ...IndexEntry) name.Digest {
+	t.Helper()
+	adds := make([]mutate.IndexAddendum, len(entries))
+	for i, e := range entries {
+		adds[i] = mutate.IndexAddendum{Add: e.Image, Descriptor: v1.Descriptor{Platform: &e.Platform}}
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	ref, err := name.NewTag(host + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.Context().Digest(h.String())
 }

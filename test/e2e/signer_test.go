@@ -20,8 +20,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -210,16 +208,9 @@ func TestMultiArchIndexUnderLambdaRuntime(t *testing.T) {
 	ctx := context.Background()
 	amd, _ := random.Image(512, 1)
 	arm, _ := random.Image(512, 1)
-	idx := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
-	)
-	tag, _ := name.NewTag(s.registry + "/team/multi:3.0")
-	if err := remote.WriteIndex(tag, idx); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := idx.Digest()
-	ref := tag.Context().Digest(h.String())
+	ref := testenv.PushIndex(t, s.registry, "team/multi", "3.0",
+		testenv.IndexEntry{Image: amd, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}},
+		testenv.IndexEntry{Image: arm, Platform: v1.Platform{OS: "linux", Architecture: "arm64"}})
 
 	res := invoke(t, s.lambdas[0], event(t, "push.json", "team/multi", ref.DigestStr(), "3.0"))
 	if res.Outcome != "SIGNED" || len(res.Platforms) != 2 {
@@ -228,7 +219,7 @@ func TestMultiArchIndexUnderLambdaRuntime(t *testing.T) {
 	c2 := testenv.NewCosign(t, testenv.Cosign2Version)
 	for _, img := range []v1.Image{amd, arm} {
 		d, _ := img.Digest()
-		pref := tag.Context().Digest(d.String())
+		pref := ref.Context().Digest(d.String())
 		if out, code := c2.Verify(t, s.pub, pref.String()); code != 0 {
 			t.Errorf("cosign verify of platform %s exited %d:\n%s", d, code, out)
 		}
